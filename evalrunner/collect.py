@@ -1,0 +1,137 @@
+"""Merge a sweep's per-job result.json files into results.json: {dataset: [{shots, trials, mean, stddev}]}.
+
+Runs as a Hydra callback at the end of every multirun, and as `python -m evalrunner.collect SWEEP_DIR`, which is
+the source of truth: the callback is skipped when the launching process dies, the command can be rerun any time.
+"""
+
+import itertools
+import json
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from evalrunner.errors import UserError
+from evalrunner.jobdir import FAILURE, RESULT
+from evalrunner.predictions import write_json_atomic
+
+
+@dataclass
+class Collected:
+    files: dict[str, Path] = field(default_factory=dict)  # model label -> results file written
+    tables: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # failed, unfinished and missing jobs
+
+
+def _expected_jobs(sweep_dir: Path) -> list[frozenset[str]] | None:
+    """Every job the sweep asked for, as its set of overrides, expanded as Hydra's basic sweeper does."""
+    path = sweep_dir / "multirun.yaml"
+    if not path.exists():
+        return None
+    task = yaml.safe_load(path.read_text())["hydra"]["overrides"]["task"]
+    choices = []
+    for o in OverridesParser.create().parse_overrides(task):
+        key = o.get_key_element()
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        choices.append([f"{key}={v}" for v in values])
+    return [frozenset(combo) for combo in itertools.product(*choices)]
+
+
+def _model_label(config: dict[str, Any]) -> str:
+    model = config.get("model", {})
+    return f"{model.get('name')}:{model['path']}" if model.get("path") else str(model.get("name"))
+
+
+def _table(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        groups[r["dataset"]][r["shots"]].append(r)
+    table: dict[str, list[dict[str, Any]]] = {}
+    for name in sorted(groups):
+        rows = []
+        for shots in sorted(groups[name]):
+            scores = [r["score"] for r in sorted(groups[name][shots], key=lambda r: (r["trial"], r["seed"]))]
+            rows.append({"shots": shots, "trials": scores, "mean": float(np.mean(scores)),
+                         "stddev": float(np.std(scores))})
+        table[name] = rows
+    return table
+
+
+def collect(sweep_dir: Path) -> Collected:
+    if not sweep_dir.is_dir():
+        raise UserError(f"SWEEP_DIR: {sweep_dir} is not a directory; pass a multirun/<date>/<time> folder")
+    job_dirs = sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir)
+    if not job_dirs:
+        raise UserError(f"SWEEP_DIR: {sweep_dir} holds no jobs (no */.hydra); pass the folder of a multirun sweep")
+    out = Collected()
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    seen: set[frozenset[str]] = set()
+    for d in job_dirs:
+        overrides_file = d / ".hydra" / "overrides.yaml"
+        overrides = yaml.safe_load(overrides_file.read_text()) or [] if overrides_file.exists() else []
+        seen.add(frozenset(overrides))
+        name = " ".join(overrides) or d.name
+        log = next(iter(sorted(d.glob("*.log"))), d)
+        if (d / RESULT).exists():
+            result = json.loads((d / RESULT).read_text())
+            by_model[_model_label(result["config"])].append(result)
+        elif (d / FAILURE).exists():
+            error = json.loads((d / FAILURE).read_text())["error"]
+            out.problems.append(f"FAILED  {name}: {error.splitlines()[0]} (log: {log})")
+        else:
+            out.problems.append(f"UNFINISHED  {name}: no result.json (running, killed or lost; log: {log})")
+    for combo in _expected_jobs(sweep_dir) or []:
+        if combo not in seen:
+            out.problems.append(f"MISSING  {' '.join(sorted(combo))}: the job never started")
+    for label in sorted(by_model):
+        path = sweep_dir / ("results.json" if len(by_model) == 1 else f"results.{label.replace('/', '_')}.json")
+        out.tables[label] = _table(by_model[label])
+        write_json_atomic(path, out.tables[label])
+        out.files[label] = path
+    return out
+
+
+def report(c: Collected) -> str:
+    lines = []
+    for label, table in c.tables.items():
+        lines.append(f"model {label} -> {c.files[label]}")
+        lines.append(f"  {'dataset':<12}{'shots':>6}  {'mean':>8}  {'stddev':>7}  trials")
+        for dataset, rows in table.items():
+            for r in rows:
+                trials = " ".join(f"{s:.2f}" for s in r["trials"])
+                lines.append(f"  {dataset:<12}{r['shots']:>6}  {r['mean']:>8.2f}  {r['stddev']:>7.2f}  {trials}")
+    lines += c.problems
+    return "\n".join(lines)
+
+
+class CollectCallback(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        c = collect(Path(config.hydra.sweep.dir))
+        print(report(c), flush=True)
+        if c.problems:
+            # SystemExit passes through Hydra's callback guard, so the sweep's exit status says a job failed.
+            raise SystemExit(f"{len(c.problems)} job(s) failed or missing; see above")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m evalrunner.collect SWEEP_DIR", file=sys.stderr)
+        return 2
+    try:
+        c = collect(Path(argv[0]))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report(c))
+    return 1 if c.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

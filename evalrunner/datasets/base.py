@@ -1,0 +1,66 @@
+"""What every dataset gives the job: test items, a demo pool, post-processing and a score."""
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from evalrunner.errors import UserError
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int  # the key of the prediction: question_id for VQA, image_id for captions
+    image_id: int
+    image_path: str
+    question: str = ""  # VQA only
+    answer: str = ""  # a demo's target text: the majority answer, or the first caption
+    references: tuple[str, ...] = ()  # a test item's human answers or reference captions
+
+
+class Dataset(Protocol):
+    task: str  # "vqa" or "caption"
+    id_key: str  # "question_id" or "image_id", the key in predictions.json
+    text_key: str  # "answer" or "caption"
+    metric: str
+
+    def test_items(self) -> list[Item]: ...
+
+    def demo_pool(self) -> list[Item]: ...
+
+    def postprocess(self, text: str) -> str: ...
+
+    def score(self, predictions: Mapping[int, str], items: Sequence[Item]) -> float: ...
+
+
+def resolve(data_root: Path, key: str, value: str) -> Path:
+    """A dataset path from config: absolute, or relative to data_root."""
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else data_root / path
+
+
+def load_json(path: Path, key: str) -> Any:
+    if not path.is_file():
+        raise UserError(f"{key}: file not found: {path}; set data_root or {key} to the file in the official layout")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{key}: malformed JSON in {path} ({e}); re-download or fix the file") from None
+
+
+def expect_list(doc: Any, field: str, path: Path, key: str, kind: str) -> list[Any]:
+    """The list under `field`, or an error saying the file is not the kind of file `key` wants."""
+    if not isinstance(doc, dict) or not isinstance(doc.get(field), list):
+        raise UserError(f"{key}: {path} is not {kind} (no '{field}' list); point {key} at the right file")
+    return doc[field]
+
+
+def check_images(items: Sequence[Item], key: str) -> None:
+    missing = [it.image_path for it in items if not os.path.isfile(it.image_path)]
+    if missing:
+        raise UserError(
+            f"{key}: {len(missing)} image(s) not found, first {missing[0]}; check data_root and {key}"
+        )

@@ -1,0 +1,138 @@
+"""Rank set-up and the collectives a job needs: agree on a value, check every rank is healthy, gather to rank 0.
+
+A job runs as one process, under torchrun (env:// variables), or as submitit tasks (local or SLURM). Neither
+launcher sets torch's variables, so submitit's environment is exported first. Every wait on another rank is bounded
+by `timeout_s`, so a rank that dies fails the job instead of hanging it.
+"""
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Ranks:
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+    group: Any = None  # a gloo group for CPU-side collectives, also when the default backend is nccl
+    timeout: timedelta = timedelta(seconds=600)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _export_submitit_env() -> None:
+    if "RANK" in os.environ:
+        return
+    try:
+        import submitit
+
+        submitit.JobEnvironment()
+    except RuntimeError:
+        return  # not inside a submitit job
+    env = submitit.helpers.TorchDistributedEnvironment()
+    if env.world_size > 1:
+        env.export(set_cuda_visible_devices=False)
+
+
+def init_ranks(timeout_s: float) -> Ranks:
+    _export_submitit_env()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    timeout = timedelta(seconds=timeout_s)
+    if world == 1:
+        return Ranks(0, 1, 0, device, timeout=timeout)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
+    group = dist.new_group(backend="gloo", timeout=timeout) if cuda else dist.group.WORLD
+    return Ranks(rank, world, local_rank, device, group, timeout)
+
+
+def close(ranks: Ranks) -> None:
+    if ranks.world > 1 and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def broadcast(ranks: Ranks, value: Any) -> Any:
+    """Rank 0's value, on every rank."""
+    if ranks.world == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0, group=ranks.group)
+    return box[0]
+
+
+def check_all_healthy(ranks: Ranks, error: str | None) -> None:
+    """Raise on every rank if any rank failed or stopped answering, naming the rank(s)."""
+    if ranks.world == 1:
+        if error:
+            raise RuntimeError(f"rank 0 failed: {error}")
+        return
+    try:
+        # Names the ranks that never arrive (dead or hung) instead of blocking forever.
+        dist.monitored_barrier(group=ranks.group, timeout=ranks.timeout, wait_all_ranks=True)
+    except RuntimeError as e:
+        raise RuntimeError(f"rank {ranks.rank}: other rank(s) did not answer within "
+                           f"{ranks.timeout.total_seconds():.0f} s (dist_timeout_s): {str(e).splitlines()[0]}") from None
+    errors: list[Any] = [None] * ranks.world
+    dist.all_gather_object(errors, error, group=ranks.group)
+    failed = [f"rank {r}: {e}" for r, e in enumerate(errors) if e]
+    if failed:
+        raise RuntimeError("; ".join(failed))
+
+
+def _encode(ids: list[int], texts: list[str]) -> torch.Tensor:
+    body = np.asarray(ids, dtype=np.int64).tobytes() + json.dumps(texts).encode()
+    head = np.array([len(ids), 16 + len(body)], dtype=np.int64).tobytes()
+    return torch.frombuffer(bytearray(head + body), dtype=torch.uint8)
+
+
+def _decode(buf: torch.Tensor) -> tuple[list[int], list[str]]:
+    raw = buf.numpy()
+    n, used = (int(x) for x in np.frombuffer(raw[:16].tobytes(), dtype=np.int64))
+    ids = np.frombuffer(raw[16 : 16 + 8 * n].tobytes(), dtype=np.int64).tolist()
+    return ids, json.loads(raw[16 + 8 * n : used].tobytes())
+
+
+def gather_predictions(ranks: Ranks, ids: list[int], texts: list[str]) -> dict[int, str] | None:
+    """Every rank's (id, text) pairs on rank 0, de-duplicated by id; None on other ranks.
+
+    Each rank sends one compact byte buffer (int64 ids + a JSON array of texts) instead of pickled dicts, so rank 0
+    holds the N predictions once and the other ranks only their own shard.
+    """
+    if ranks.world == 1:
+        return dict(zip(ids, texts))
+    payload = _encode(ids, texts)
+    largest = torch.tensor([payload.numel()], dtype=torch.int64)
+    dist.all_reduce(largest, op=dist.ReduceOp.MAX, group=ranks.group)
+    padded = torch.zeros(int(largest.item()), dtype=torch.uint8)
+    padded[: payload.numel()] = payload
+    del payload
+    bufs = [torch.empty_like(padded) for _ in range(ranks.world)] if ranks.is_main else None
+    dist.gather(padded, bufs, dst=0, group=ranks.group)
+    del padded
+    if bufs is None:
+        return None
+    merged: dict[int, str] = {}
+    while bufs:
+        got_ids, got_texts = _decode(bufs.pop(0))
+        for i, t in zip(got_ids, got_texts):
+            merged.setdefault(i, t)
+    return merged

@@ -1,0 +1,200 @@
+"""One evaluation job: config -> dataset -> demos -> model -> predictions -> gather -> metric -> result.json.
+
+Every rank runs this whole function. Ranks share out the test items, rank 0 gathers, checks and scores.
+"""
+
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from evalrunner import datasets, demos, distributed, jobdir
+from evalrunner.datasets.base import Dataset, Item, check_images
+from evalrunner.errors import UserError
+from evalrunner.models import Model, build_model
+from evalrunner.predictions import PartialWriter, read_partials, write_json_atomic
+from evalrunner.registry import lookup
+
+log = logging.getLogger("evalrunner")
+SAMPLE_ROOT = Path(__file__).parent / "sample_data"
+
+
+def data_root(cfg: DictConfig) -> Path:
+    if cfg.data_root is None:
+        return SAMPLE_ROOT
+    root = Path(os.path.expanduser(cfg.data_root))
+    if not root.is_dir():
+        raise UserError(f"data_root: directory not found: {root}; point data_root at the folder holding coco/ and vqav2/")
+    return root
+
+
+def _hydra_dir() -> Path:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def _is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized() and str(HydraConfig.get().mode) == "RunMode.MULTIRUN"
+
+
+def run(cfg: DictConfig, job_dir: Path | None = None) -> float | None:
+    """Run the job on this rank; rank 0 returns the score. In a sweep, a failed job is recorded, not raised,
+    so the other jobs and the collector carry on and the collector reports it."""
+    start = time.perf_counter()
+    ranks = distributed.init_ranks(cfg.dist_timeout_s)
+    if not ranks.is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+    out = Path(distributed.broadcast(ranks, str(job_dir or _hydra_dir())))
+    try:
+        return _run(cfg, ranks, out, start)
+    except UserError as e:
+        if not _is_multirun():
+            # One line, no traceback; SystemExit passes through Hydra's job runner untouched.
+            if ranks.is_main:
+                print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        _record_failure(ranks, out, str(e))
+        return None
+    except Exception as e:
+        if not _is_multirun():
+            raise
+        _record_failure(ranks, out, f"{type(e).__name__}: {e}")
+        return None
+    finally:
+        distributed.close(ranks)
+
+
+def _record_failure(ranks: distributed.Ranks, out: Path, message: str) -> None:
+    log.error("job failed: %s", message)
+    if ranks.is_main:
+        write_json_atomic(out / jobdir.FAILURE, {"error": message, "traceback": traceback.format_exc()})
+
+
+def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> float | None:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    fp = jobdir.fingerprint(resolved)
+    state: tuple[str, Any] = ("error", None)
+    if ranks.is_main:
+        try:
+            state = ("ok", jobdir.finished_result(out, fp))
+        except UserError as e:
+            state = ("error", str(e))
+    status, found = distributed.broadcast(ranks, state)
+    if status == "error":
+        raise UserError(found)
+    if found is not None:
+        log.info("%s already holds the result of this config (%s %.2f): nothing to do", out, found["metric"],
+                 found["score"])
+        return found["score"]
+
+    root = data_root(cfg)
+    sample = cfg.data_root is None
+    if sample:
+        log.warning("data_root is not set: scoring the bundled SAMPLE data (%s), not the real benchmark", root)
+    dataset: Dataset = lookup("dataset", cfg.dataset.name)(cfg.dataset, root)
+    items = demos.select_test_items(dataset.test_items(), cfg.num_samples, cfg.seed)
+    query = demos.query_set(dataset.demo_pool(), cfg.query_set_size, cfg.seed, cfg.trial)
+    sampler = demos.DemoSampler(query, cfg.shots, cfg.seed, cfg.trial)
+    check_images(items, f"dataset ({cfg.dataset.name} test images)")
+    check_images(query if cfg.shots else [], f"dataset ({cfg.dataset.name} demo images)")
+    model = build_model(cfg.model, cfg.dataset, ranks.device)
+    loaded = time.perf_counter()
+
+    resumed: dict[int, str] = {}
+    if ranks.is_main:
+        jobdir.claim(out, fp)
+        resumed = read_partials(out)
+        if resumed:
+            log.info("resumed %d predictions", len(resumed))
+    done = set(distributed.broadcast(ranks, sorted(resumed)))
+    shard = [it for it in items if it.id not in done][ranks.rank :: ranks.world]
+    error = None
+    try:
+        ids, texts = _generate(cfg, ranks, out, dataset, model, sampler, shard)
+    except Exception as e:
+        error, ids, texts = f"{type(e).__name__}: {e}", [], []
+        if isinstance(e, UserError) and ranks.world == 1:
+            raise
+        log.exception("generation failed on rank %d", ranks.rank)
+    distributed.check_all_healthy(ranks, error)
+    generated = time.perf_counter()
+
+    gathered = distributed.gather_predictions(ranks, ids, texts)
+    if gathered is None:
+        return None
+    predictions = {**gathered, **resumed}
+    missing = sorted({it.id for it in items} - predictions.keys())
+    if missing:
+        raise RuntimeError(f"{len(missing)} test item(s) have no prediction, ids {missing[:20]}; rerun the job to resume")
+    predictions = {it.id: predictions[it.id] for it in items}
+    gathered_at = time.perf_counter()
+
+    score = dataset.score(predictions, items)
+    scored = time.perf_counter()
+    write_json_atomic(out / jobdir.PREDICTIONS,
+                      [{dataset.id_key: i, dataset.text_key: p} for i, p in sorted(predictions.items())])
+    result = {
+        "dataset": cfg.dataset.name, "model": cfg.model.name, "shots": cfg.shots, "trial": cfg.trial,
+        "seed": cfg.seed, "metric": dataset.metric, "score": score, "num_samples": len(items),
+        "sample_data": sample, "world_size": ranks.world, "fingerprint": fp,
+        **({"vqa_variant": cfg.dataset.vqa_variant} if dataset.task == "vqa" else {}),
+        **({"prompt_hash": model.prompt_hash} if hasattr(model, "prompt_hash") else {}),
+        "timings": {"load": loaded - start, "generate": generated - loaded, "gather": gathered_at - generated,
+                    "score": scored - gathered_at, "total": time.perf_counter() - start},
+        "config": resolved,
+    }
+    write_json_atomic(out / jobdir.RESULT, result)
+    log.info("%s %s shots=%d trial=%d: %s %.2f%s", cfg.dataset.name, cfg.model.name, cfg.shots, cfg.trial,
+             dataset.metric, score, " (SAMPLE data)" if sample else "")
+    return score
+
+
+class _Prepare:
+    """The DataLoader's collate_fn: draws each item's demos and lets the model do its CPU work."""
+
+    def __init__(self, model: Model, sampler: demos.DemoSampler) -> None:
+        self.model, self.sampler = model, sampler
+
+    def __call__(self, items: list[Item]) -> tuple[list[Item], Any]:
+        return items, self.model.prepare(items, [self.sampler(it) for it in items])
+
+
+def _generate(cfg: DictConfig, ranks: distributed.Ranks, out: Path, dataset: Dataset, model: Model,
+              sampler: demos.DemoSampler, shard: list[Item]) -> tuple[list[int], list[str]]:
+    sort_key = getattr(model, "sort_key", None)
+    if sort_key is not None and ranks.device.type == "cuda":
+        shard = sorted(shard, key=lambda it: sort_key(it, sampler(it)))
+    loader = DataLoader(shard, batch_size=cfg.batch_size, collate_fn=_Prepare(model, sampler),
+                        num_workers=cfg.num_workers)
+    writer = PartialWriter(out, ranks.rank)
+    ids: list[int] = []
+    texts: list[str] = []
+    bar = tqdm(total=len(shard), unit="item", disable=not ranks.is_main, dynamic_ncols=True,
+               desc=f"{cfg.dataset.name} shots={cfg.shots} trial={cfg.trial}", mininterval=1.0)
+    try:
+        with torch.inference_mode():
+            for batch_items, batch in loader:
+                raw = model.generate(batch)
+                if len(raw) != len(batch_items):
+                    raise RuntimeError(f"model returned {len(raw)} texts for {len(batch_items)} items")
+                preds = [dataset.postprocess(t) for t in raw]
+                batch_ids = [it.id for it in batch_items]
+                writer.append(batch_ids, preds)
+                ids += batch_ids
+                texts += preds
+                bar.update(len(batch_items))
+    finally:
+        writer.close()
+        bar.close()
+    return ids, texts

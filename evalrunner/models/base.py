@@ -1,0 +1,28 @@
+"""The model adapter protocol: a batch of test items with their demos in, generated texts out."""
+
+from typing import Any, Protocol
+
+import torch
+from omegaconf import DictConfig
+
+from evalrunner.datasets.base import Item
+
+
+class Model(Protocol):
+    """Built as `cls(model_cfg, dataset_cfg, device)` from the registry name in `model.name`.
+
+    `prepare` does the CPU work (image decoding, preprocessing, tokenizing) and runs in DataLoader workers, so it
+    must only use what survives a fork. `generate` returns one raw text per item; the job post-processes it.
+    A model may also define `sort_key(item, demos) -> int`: the job then orders each rank's shard by it (to cut
+    padding), which changes no prediction because demos are seeded per item.
+    """
+
+    def prepare(self, items: list[Item], demos: list[list[Item]]) -> Any: ...
+
+    def generate(self, batch: Any) -> list[str]: ...
+
+
+def build_model(model_cfg: DictConfig, dataset_cfg: DictConfig, device: torch.device) -> Model:
+    from evalrunner.registry import lookup
+
+    return lookup("model", model_cfg.name)(model_cfg, dataset_cfg, device)

@@ -1,0 +1,67 @@
+"""Nearest-demo baseline: copy the answer or caption of the demo most like the test item.
+
+It needs no weights and is deterministic, so its scores rise with shots (more demos, closer neighbours).
+"""
+
+import re
+import time
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image
+
+from evalrunner.datasets.base import Item
+from evalrunner.registry import register
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@lru_cache(maxsize=8192)
+def image_features(path: str) -> np.ndarray:
+    """A tiny colour thumbnail: enough to tell which demo image looks most like the test image."""
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB").resize((8, 8), Image.BILINEAR), dtype=np.float32).ravel() / 255.0
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.lower()))
+
+
+def question_similarity(a: str, b: str) -> float:
+    wa, wb = _words(a), _words(b)
+    return len(wa & wb) / max(1, len(wa | wb))
+
+
+@register("model", "nearest")
+class NearestDemo:
+    def __init__(self, cfg: DictConfig, dataset_cfg: DictConfig, device: torch.device) -> None:
+        self.latency_s = float(cfg.latency_s)
+        self.is_vqa = dataset_cfg.task == "vqa"
+        self.fallback = cfg.fallback_answer if self.is_vqa else cfg.fallback_caption
+        self.min_question_similarity = float(cfg.min_question_similarity)
+
+    def prepare(self, items: list[Item], demos: list[list[Item]]) -> Any:
+        return [(it, ds, image_features(it.image_path), [image_features(d.image_path) for d in ds])
+                for it, ds in zip(items, demos)]
+
+    def generate(self, batch: Any) -> list[str]:
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        return [self._answer(it, ds, feat, demo_feats) for it, ds, feat, demo_feats in batch]
+
+    def _answer(self, item: Item, demos: list[Item], feat: np.ndarray, demo_feats: list[np.ndarray]) -> str:
+        if not demos:
+            return self.fallback
+        distance = [float(np.square(feat - f).sum()) for f in demo_feats]
+        if self.is_vqa:
+            # The question decides what kind of answer fits; the image picks among demos asking alike.
+            sims = [round(question_similarity(item.question, d.question), 6) for d in demos]
+            best = max(range(len(demos)), key=lambda i: (sims[i], -distance[i], -i))
+            if sims[best] < self.min_question_similarity:
+                return self.fallback  # no demo asks anything alike: its answer would be a guess
+        else:
+            best = min(range(len(demos)), key=lambda i: (distance[i], i))
+        return demos[best].answer

@@ -1,0 +1,33 @@
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+import evalrunner.config  # noqa: F401  (stores the schema)
+
+TESTS = Path(__file__).parent
+SAMPLE = Path(__file__).parents[1] / "evalrunner" / "sample_data"
+
+
+def compose_cfg(overrides: Sequence[str] = ()) -> DictConfig:
+    with initialize_config_module(config_module="evalrunner.conf", version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def cli(args: Sequence[str], cwd: Path, timeout: float = 300, launcher: Sequence[str] = (sys.executable, "-m"),
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run an evalrunner command in a real process, with tests/ importable for test-only models."""
+    full_env = {**os.environ, "PYTHONPATH": str(TESTS), "HYDRA_FULL_ERROR": "0", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR")
+    return subprocess.run([*launcher, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def sample_root() -> Path:
+    return SAMPLE

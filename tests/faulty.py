@@ -1,0 +1,25 @@
+"""A test-only model that breaks on purpose: the nearest-demo baseline, except on one rank."""
+
+import os
+import time
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from evalrunner.models.nearest import NearestDemo
+
+
+class FaultyModel(NearestDemo):
+    def __init__(self, cfg: DictConfig, dataset_cfg: DictConfig, device: torch.device) -> None:
+        super().__init__(cfg, dataset_cfg, device)
+        self.fail_rank, self.mode = cfg.fail_rank, cfg.mode
+
+    def generate(self, batch: Any) -> list[str]:
+        if int(os.environ.get("RANK", "0")) == self.fail_rank:
+            if self.mode == "die":
+                os._exit(3)
+            if self.mode == "hang":
+                time.sleep(3600)
+            raise ValueError("injected failure")
+        return super().generate(batch)

@@ -1,0 +1,33 @@
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from conftest import compose_cfg
+
+
+@pytest.mark.parametrize("dataset", ["coco", "vqav2"])
+@pytest.mark.parametrize("model", ["nearest", "hf"])
+def test_every_dataset_and_model_option_composes(dataset: str, model: str) -> None:
+    cfg = compose_cfg([f"dataset={dataset}", f"model={model}"])
+
+    assert cfg.dataset.name == dataset
+    assert cfg.model.name == model
+    assert cfg.query_set_size == 2048
+
+
+def test_generation_defaults_follow_openflamingo() -> None:
+    coco, vqa = compose_cfg(["dataset=coco"]).dataset.generation, compose_cfg(["dataset=vqav2"]).dataset.generation
+
+    assert (coco.max_new_tokens, coco.num_beams, coco.length_penalty) == (20, 3, 0.0)
+    assert (vqa.max_new_tokens, vqa.num_beams, vqa.length_penalty) == (5, 3, 0.0)
+
+
+def test_a_wrongly_typed_value_fails_at_composition() -> None:
+    with pytest.raises(ConfigCompositionException):
+        compose_cfg(["shots=four"])
+
+
+def test_hf_model_path_is_required() -> None:
+    cfg = compose_cfg(["model=hf"])
+
+    assert OmegaConf.is_missing(cfg.model, "path")

@@ -1,0 +1,83 @@
+"""The card's sweep end to end in real processes: results.json, rising scores, rerun in place, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TESTS, cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_cards_sweep_on_the_sample_gives_rising_scores_and_a_results_file(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+
+    proc = cli(["evalrunner", "-m", "dataset=coco,vqav2", "shots=0,4,32", f"hydra.sweep.dir={sweep}"], tmp_path)
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((sweep / "results.json").read_text())
+    assert sorted(results) == ["coco", "vqav2"]
+    for rows in results.values():
+        assert [r["shots"] for r in rows] == [0, 4, 32]
+        means = [r["mean"] for r in rows]
+        assert means[0] < means[1] < means[2]
+        for r in rows:
+            assert r["mean"] == np.mean(r["trials"]) and r["stddev"] == 0.0
+    job = json.loads((sweep / "dataset=vqav2,shots=4" / "result.json").read_text())
+    assert job["sample_data"] is True and job["vqa_variant"] == "official"
+    assert set(job["timings"]) == {"load", "generate", "gather", "score", "total"}
+    assert job["config"]["shots"] == 4 and job["config"]["dataset"]["name"] == "vqav2"
+    preds = json.loads((sweep / "dataset=vqav2,shots=4" / "predictions.json").read_text())
+    assert len(preds) == job["num_samples"] and set(preds[0]) == {"question_id", "answer"}
+    caps = json.loads((sweep / "dataset=coco,shots=4" / "predictions.json").read_text())
+    assert set(caps[0]) == {"image_id", "caption"}
+    assert "SAMPLE data" in (sweep / "dataset=coco,shots=4" / "evalrunner.log").read_text()
+    assert "coco" in proc.stdout and "32" in proc.stdout  # the collector's table
+
+    again = cli(["evalrunner", "-m", "dataset=coco,vqav2", "shots=0,4,32", f"hydra.sweep.dir={sweep}"], tmp_path)
+
+    assert again.returncode == 0
+    assert again.stderr.count("already holds the result of this config") == 6
+    assert json.loads((sweep / "dataset=vqav2,shots=4" / "result.json").read_text()) == job
+
+
+def test_trials_give_mean_and_population_stddev(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+
+    proc = cli(["evalrunner", "-m", "dataset=vqav2", "shots=2", "trial=0,1,2", f"hydra.sweep.dir={sweep}"], tmp_path)
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [row] = json.loads((sweep / "results.json").read_text())["vqav2"]
+    scores = [json.loads((sweep / f"dataset=vqav2,shots=2,trial={t}" / "result.json").read_text())["score"]
+              for t in range(3)]
+    assert row["trials"] == scores
+    assert row["stddev"] == pytest.approx(float(np.std(scores)), abs=0) and row["stddev"] > 0
+
+
+def test_a_killed_job_resumes_from_its_partial_predictions(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "evalrunner", "dataset=vqav2", "batch_size=8", "model.latency_s=0.3"]
+    run, reference = tmp_path / "run", tmp_path / "reference"
+    assert cli(["evalrunner", "dataset=vqav2", f"hydra.run.dir={reference}"], tmp_path).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    proc = subprocess.Popen([*args, f"hydra.run.dir={run}"], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    partial = run / "partial" / "rank0.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not partial.exists() or partial.read_text().count("\n") < 40):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = partial.read_text().count("\n")
+    assert 40 <= done < 240 and not (run / "result.json").exists()
+
+    resumed = cli(["evalrunner", "dataset=vqav2", "batch_size=8", f"hydra.run.dir={run}"], tmp_path)
+
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed {done} predictions" in (run / "evalrunner.log").read_text()
+    assert (run / "predictions.json").read_bytes() == (reference / "predictions.json").read_bytes()
