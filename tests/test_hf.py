@@ -116,6 +116,15 @@ def test_auto_uses_the_flamingo_prompt_when_the_processor_has_no_chat_template(
     assert prompt == f"<image>Output:{demo.answer}\n<image>Output:"
 
 
+def test_a_jinja_chat_template_in_the_config_replaces_the_processors(llava: Path) -> None:
+    model = adapter(llava, overrides=("model.chat_template='{{ messages | length }} turns'",))
+
+    prompt = model.prompt(sample_items("vqav2", 1)[0], sample_items("vqav2", 2, pool=True))
+
+    assert prompt == "5 turns"
+    assert model.prompt_hash != adapter(llava).prompt_hash
+
+
 def test_the_prompt_hash_names_the_template_in_use(llava: Path) -> None:
     chat, plain = adapter(llava), adapter(llava, overrides=("model.chat_template=false",))
 
@@ -221,6 +230,7 @@ def test_two_ranks_write_one_prediction_per_test_item_and_a_score(
             f"dataset={dataset}",
             "shots=2",
             "num_samples=8",
+            "num_workers=1",  # prepare() runs in a forked worker, as on a cluster
             f"hydra.run.dir={out}",
         ],
         cwd=tmp_path,

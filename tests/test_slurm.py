@@ -1,0 +1,83 @@
+"""Sweeps through hydra/launcher=slurm on a real one-node SLURM (started by .ci/test-env.sh)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TESTS, cli
+
+pytestmark = pytest.mark.slow
+# This machine's one node: no GPUs, 2 cores shared by the tasks.
+ONE_NODE = ["hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2", "hydra.launcher.gpus_per_node=null",
+            "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=null", "hydra.launcher.timeout_min=20"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm() -> None:
+    ok = shutil.which("sinfo") is not None and subprocess.run(
+        ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True).stdout.strip() in {"idle", "mix", "alloc"}
+    if not ok:
+        message = "no running SLURM: start one with `bash .ci/slurm.sh` (as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message + " -- CI must not skip the SLURM tests")
+        pytest.skip(message)
+
+
+def test_a_two_task_sweep_on_slurm_gives_results_and_a_rerun_recomputes_nothing(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["evalrunner", "-m", *ONE_NODE, "dataset=coco,vqav2", "shots=0,4", f"hydra.sweep.dir={sweep}"]
+
+    proc = cli(args, tmp_path, timeout=600)
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((sweep / "results.json").read_text())
+    assert {k: [r["shots"] for r in v] for k, v in results.items()} == {"coco": [0, 4], "vqav2": [0, 4]}
+    jobs = sorted(sweep.glob("*/result.json"))
+    assert len(jobs) == 4
+    assert {json.loads(p.read_text())["world_size"] for p in jobs} == {2}
+    local = cli(["evalrunner", "dataset=vqav2", "shots=4", f"hydra.run.dir={tmp_path / 'local'}"], tmp_path)
+    assert local.returncode == 0
+    assert ((sweep / "dataset=vqav2,shots=4" / "predictions.json").read_bytes()
+            == (tmp_path / "local" / "predictions.json").read_bytes())
+    before = {p: p.stat().st_mtime_ns for p in sweep.glob("*/*.json")}
+
+    again = cli(args, tmp_path, timeout=600)
+
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in sweep.glob("*/*.json")} == before
+    logs = "".join(p.read_text() for p in sweep.glob("*/evalrunner.log"))
+    assert logs.count("already holds the result of this config") >= 4
+
+
+def test_a_job_sent_usr2_mid_run_is_requeued_and_ends_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    sweep, reference = tmp_path / "sweep", tmp_path / "reference"
+    assert cli(["evalrunner", "dataset=vqav2", "shots=4", f"hydra.run.dir={reference}"], tmp_path).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "evalrunner", "-m", *ONE_NODE, "dataset=vqav2", "shots=4", "batch_size=4",
+         "model.latency_s=0.4", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job = sweep / "dataset=vqav2,shots=4"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and sum(
+            p.read_text().count("\n") for p in job.glob("partial/rank*.jsonl")) < 20:
+        time.sleep(0.5)
+    [job_id] = [p.name for p in (sweep / ".submitit").iterdir() if p.is_dir() and "%" not in p.name]
+
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    output, _ = launcher.communicate(timeout=400)
+
+    assert launcher.returncode == 0, output[-3000:]
+    log = (job / "evalrunner.log").read_text()
+    assert "resumed" in log
+    resumed = int(log.split("resumed ")[1].split()[0])
+    assert 20 <= resumed < 240
+    assert (job / "predictions.json").read_bytes() == (reference / "predictions.json").read_bytes()
+    lines = [json.loads(x) for p in job.glob("partial/rank*.jsonl") for x in p.read_text().splitlines()]
+    assert len(lines) == len({r["id"] for r in lines}) == 240  # resumed work was not done twice
