@@ -92,7 +92,8 @@ render_conf() {
     cat <<EOF
 # Written by .ci/slurm.sh for a one-node CI cluster; edits are overwritten.
 ClusterName=ci
-SlurmctldHost=$HOST
+# The address is given so that clients need no name resolution for this host.
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge

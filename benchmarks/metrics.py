@@ -17,24 +17,99 @@ from typing import Any
 from evalrunner.metrics import cider, vqa_accuracy
 from evalrunner.metrics.vqa import vqa_scores
 
-_SUBJECTS = ["man", "woman", "dog", "cat", "giraffe", "train", "bus", "child", "group of people", "plate",
-             "pizza", "skateboarder", "surfer", "bird", "horse", "elephant", "clock tower", "kitchen", "laptop",
-             "zebra", "teddy bear", "fire hydrant", "motorcycle", "boat", "baseball player", "tennis player"]
+_SUBJECTS = [
+    "man",
+    "woman",
+    "dog",
+    "cat",
+    "giraffe",
+    "train",
+    "bus",
+    "child",
+    "group of people",
+    "plate",
+    "pizza",
+    "skateboarder",
+    "surfer",
+    "bird",
+    "horse",
+    "elephant",
+    "clock tower",
+    "kitchen",
+    "laptop",
+    "zebra",
+    "teddy bear",
+    "fire hydrant",
+    "motorcycle",
+    "boat",
+    "baseball player",
+    "tennis player",
+]
 _ADJECTIVES = ["", "", "small", "large", "white", "black", "red", "young", "old", "wooden", "busy", "empty"]
-_VERBS = ["sitting", "standing", "riding", "eating", "holding", "walking", "parked", "flying", "laying",
-          "playing with", "looking at", "next to"]
-_PLACES = ["on a table", "in a field", "on the street", "near the water", "in front of a building",
-           "on a beach", "in the snow", "at the station", "under an umbrella", "by a fence", "in a kitchen",
-           "on top of a wooden bench", "down the road", "in the air", "at night"]
-_TAILS = ["", "", "", ".", ".", " .", "!", ", smiling.", " with 2 friends", " - 1,000 ft up", " (blurry)",
-          ' "wow"', " that's cool", " in the U.S.", " at 3:30 p.m.", "...", " & co", " don't"]
+_VERBS = [
+    "sitting",
+    "standing",
+    "riding",
+    "eating",
+    "holding",
+    "walking",
+    "parked",
+    "flying",
+    "laying",
+    "playing with",
+    "looking at",
+    "next to",
+]
+_PLACES = [
+    "on a table",
+    "in a field",
+    "on the street",
+    "near the water",
+    "in front of a building",
+    "on a beach",
+    "in the snow",
+    "at the station",
+    "under an umbrella",
+    "by a fence",
+    "in a kitchen",
+    "on top of a wooden bench",
+    "down the road",
+    "in the air",
+    "at night",
+]
+_TAILS = [
+    "",
+    "",
+    "",
+    ".",
+    ".",
+    " .",
+    "!",
+    ", smiling.",
+    " with 2 friends",
+    " - 1,000 ft up",
+    " (blurry)",
+    ' "wow"',
+    " that's cool",
+    " in the U.S.",
+    " at 3:30 p.m.",
+    "...",
+    " & co",
+    " don't",
+]
 
 
 def caption(rng: random.Random) -> str:
     adjective = rng.choice(_ADJECTIVES)
     article = rng.choice(["A", "a", "The", "the", "Two", "An", ""])
-    words = [article, adjective, rng.choice(_SUBJECTS), rng.choice(["is", "", "are"]), rng.choice(_VERBS),
-             rng.choice(_PLACES)]
+    words = [
+        article,
+        adjective,
+        rng.choice(_SUBJECTS),
+        rng.choice(["is", "", "are"]),
+        rng.choice(_VERBS),
+        rng.choice(_PLACES),
+    ]
     text = " ".join(w for w in words if w) + rng.choice(_TAILS)
     return text.upper() if rng.random() < 0.01 else text
 
@@ -46,10 +121,49 @@ def captions(images: int, refs_per_image: int, seed: int) -> tuple[dict[int, str
     return predictions, references
 
 
-_ANSWERS = ["yes", "no", "2", "two", "1", "3", "white", "red", "blue", "black", "dog", "cat", "tennis",
-            "baseball", "pizza", "kitchen", "frisbee", "left", "right", "wood", "none", "nothing", "10:30",
-            "1,000", "50%", "n/a", "don't know", "isnt", "t-shirt", "skateboarding", "green and white",
-            "man", "woman", "umbrella", "surfing", "giraffe", "0", "4", "many", "eating", "standing"]
+_ANSWERS = [
+    "yes",
+    "no",
+    "2",
+    "two",
+    "1",
+    "3",
+    "white",
+    "red",
+    "blue",
+    "black",
+    "dog",
+    "cat",
+    "tennis",
+    "baseball",
+    "pizza",
+    "kitchen",
+    "frisbee",
+    "left",
+    "right",
+    "wood",
+    "none",
+    "nothing",
+    "10:30",
+    "1,000",
+    "50%",
+    "n/a",
+    "don't know",
+    "isnt",
+    "t-shirt",
+    "skateboarding",
+    "green and white",
+    "man",
+    "woman",
+    "umbrella",
+    "surfing",
+    "giraffe",
+    "0",
+    "4",
+    "many",
+    "eating",
+    "standing",
+]
 
 
 def _spelling(rng: random.Random, answer: str) -> str:
@@ -73,8 +187,10 @@ def vqa(questions: int, seed: int) -> tuple[dict[int, str], dict[int, list[str]]
     for qid in range(questions):
         pool = rng.sample(_ANSWERS, rng.choice([1, 2, 2, 3, 4]))
         answers[qid * 10 + 7] = [_spelling(rng, rng.choice(pool)) for _ in range(10)]
-    predictions = {qid: _spelling(rng, rng.choice(human) if rng.random() < 0.6 else rng.choice(_ANSWERS))
-                   for qid, human in answers.items()}
+    predictions = {
+        qid: _spelling(rng, rng.choice(human) if rng.random() < 0.6 else rng.choice(_ANSWERS))
+        for qid, human in answers.items()
+    }
     return predictions, answers
 
 
@@ -107,11 +223,13 @@ def main() -> None:
     theirs, theirs_s = _timed(lambda: oracles.axlearn_scores(predictions, answers))
     assert ours == theirs
     rows.append(("VQA official", "axlearn metrics_vqa", questions, ours_s, theirs_s))
-    for variant, run, name in [("vqa2016", oracles.lavis_evaluator, "salesforce-lavis VQAEval"),
-                               ("openflamingo", oracles.openflamingo_evaluator, "open-flamingo VQAEval")]:
+    for variant, run, name in [
+        ("vqa2016", oracles.lavis_evaluator, "salesforce-lavis VQAEval"),
+        ("openflamingo", oracles.openflamingo_evaluator, "open-flamingo VQAEval"),
+    ]:
         annotations, results = oracles.vqa_api_inputs(predictions, answers)
-        accuracy, ours_s = _timed(lambda: vqa_accuracy(predictions, answers, variant))
-        evaluator, theirs_s = _timed(lambda: run(annotations, results))
+        accuracy, ours_s = _timed(lambda v=variant: vqa_accuracy(predictions, answers, v))
+        evaluator, theirs_s = _timed(lambda r=run, a=annotations, s=results: r(a, s))
         assert round(accuracy, 2) == evaluator.accuracy["overall"], (accuracy, evaluator.accuracy)
         rows.append((f"VQA {variant}", name, questions, ours_s, theirs_s))
 
@@ -121,7 +239,7 @@ def main() -> None:
     assert abs(ours_cider - theirs_cider) <= 1e-9 * abs(theirs_cider), (ours_cider, theirs_cider)
     rows.append(("CIDEr (PTB + CIDEr-D)", "pycocoevalcap 1.2", images, ours_s, theirs_s))
 
-    print(f"| metric | reference | items | ours (s) | reference (s) | speed-up |")
+    print("| metric | reference | items | ours (s) | reference (s) | speed-up |")
     print("|---|---|---:|---:|---:|---:|")
     for metric, reference, items, ours_s, theirs_s in rows:
         print(f"| {metric} | {reference} | {items:,} | {ours_s:.2f} | {theirs_s:.2f} | {theirs_s / ours_s:.1f}x |")

@@ -66,8 +66,7 @@ def vqa_api_inputs(
             for i, record in enumerate(human):
                 record["answer_id"] = i + 1
         annotations.append(
-            {"question_id": qid, "image_id": qid, "question_type": "what", "answer_type": "other",
-             "answers": human}
+            {"question_id": qid, "image_id": qid, "question_type": "what", "answer_type": "other", "answers": human}
         )
     results = [{"question_id": qid, "answer": pred} for qid, pred in predictions.items()]
     return annotations, results
@@ -76,8 +75,11 @@ def vqa_api_inputs(
 def _run_vqa_eval(vqa_class: type, eval_class: type, annotations: list, results: list) -> Any:
     """Builds vqa/vqaRes as VQA.__init__ and loadRes would from files, then runs VQAEval.evaluate."""
     with contextlib.redirect_stdout(io.StringIO()):
-        questions = {"questions": [{"question_id": a["question_id"], "image_id": a["image_id"],
-                                    "question": "?"} for a in annotations]}
+        questions = {
+            "questions": [
+                {"question_id": a["question_id"], "image_id": a["image_id"], "question": "?"} for a in annotations
+            ]
+        }
         vqa = vqa_class()
         vqa.dataset, vqa.questions = {"annotations": annotations}, questions
         vqa.createIndex()

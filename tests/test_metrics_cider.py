@@ -13,14 +13,108 @@ from evalrunner.metrics.ptb import java_tokenize
 FAKECAP = Path("/work/shared/refdata/coco_fakecap")
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java")
 
-_WORDS = ["a", "A", "the", "dog", "Dog's", "cat", "man", "on", "top", "of", "red", "bus", "don't", "can't",
-          "o'clock", "isn't", "y'all", "t-shirt", "well-known", "e.g.", "U.S.", "Mr.", "Dr.", "etc.", "1,000.50",
-          "3.5", "3 1/2", "50%", "$5", "#1", "@home", "&", "AT&T", "http://x.org/a?b=1", "a@b.com", "(", ")",
-          "[", "]", "{", "}", '"', "'", "`", "``", "''", "...", "..", "--", "-", ";", ":", "!", "?", ",", ".",
-          "café", "naïve", "日本", "😀", "\u00a0", "\t", "  ", "rock'n'roll", "'90s", "ma'am", "cannot",
-          "gonna", "I'm", "you're", "it's", "--dash--", "c++", "x/y", "<b>", "=)", ":-)", "\\", "_", "~",
-          "fifty-five", "2:30", "3pm", "p.m.", "no.", "vs.", "Inc.", "a.b.c", "'quoted'", '"quoted"', "St.",
-          "NEW", "Yorker", "\u201cq\u201d", "\u2014", "\u2019s", "\u00bd", "\x85", "\r", "\u2028"]
+_WORDS = [
+    "a",
+    "A",
+    "the",
+    "dog",
+    "Dog's",
+    "cat",
+    "man",
+    "on",
+    "top",
+    "of",
+    "red",
+    "bus",
+    "don't",
+    "can't",
+    "o'clock",
+    "isn't",
+    "y'all",
+    "t-shirt",
+    "well-known",
+    "e.g.",
+    "U.S.",
+    "Mr.",
+    "Dr.",
+    "etc.",
+    "1,000.50",
+    "3.5",
+    "3 1/2",
+    "50%",
+    "$5",
+    "#1",
+    "@home",
+    "&",
+    "AT&T",
+    "http://x.org/a?b=1",
+    "a@b.com",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    '"',
+    "'",
+    "`",
+    "``",
+    "''",
+    "...",
+    "..",
+    "--",
+    "-",
+    ";",
+    ":",
+    "!",
+    "?",
+    ",",
+    ".",
+    "café",
+    "naïve",
+    "日本",
+    "😀",
+    "\u00a0",
+    "\t",
+    "  ",
+    "rock'n'roll",
+    "'90s",
+    "ma'am",
+    "cannot",
+    "gonna",
+    "I'm",
+    "you're",
+    "it's",
+    "--dash--",
+    "c++",
+    "x/y",
+    "<b>",
+    "=)",
+    ":-)",
+    "\\",
+    "_",
+    "~",
+    "fifty-five",
+    "2:30",
+    "3pm",
+    "p.m.",
+    "no.",
+    "vs.",
+    "Inc.",
+    "a.b.c",
+    "'quoted'",
+    '"quoted"',
+    "St.",
+    "NEW",
+    "Yorker",
+    "\u201cq\u201d",
+    "\u2014",
+    "\u2019s",
+    "\u00bd",
+    "\x85",
+    "\r",
+    "\u2028",
+]
 
 
 def _as_pycocoevalcap_needs(text: str) -> str:
@@ -32,7 +126,7 @@ def _as_pycocoevalcap_needs(text: str) -> str:
 def _random_text(rng: random.Random) -> str:
     words = [rng.choice(_WORDS) for _ in range(rng.randint(0, 14))]
     joiners = [rng.choice([" ", " ", " ", "", "  "]) for _ in words]
-    return "".join(w + j for w, j in zip(words, joiners)).strip(rng.choice(["", " "]))
+    return "".join(w + j for w, j in zip(words, joiners, strict=True)).strip(rng.choice(["", " "]))
 
 
 def _fakecap() -> tuple[dict[int, str], dict[int, list[str]]]:
@@ -72,7 +166,7 @@ def test_realistic_captions_give_the_same_per_image_scores_bit_for_bit() -> None
     predictions, references = _fakecap()
     ids = list(predictions)[:200]
     texts = [predictions[i] for i in ids] + [r for i in ids for r in references[i]]
-    tokens = dict(zip(texts, java_tokenize(texts)))
+    tokens = dict(zip(texts, java_tokenize(texts), strict=True))
 
     ours = cider_d_scores([tokens[predictions[i]] for i in ids], [[tokens[r] for r in references[i]] for i in ids])
     _, theirs = oracles.pycocoevalcap_cider({i: predictions[i] for i in ids}, references)

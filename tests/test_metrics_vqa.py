@@ -12,16 +12,69 @@ from evalrunner.metrics.vqa_normalize import normalize, process_punctuation
 CASES = json.loads(Path("/work/shared/refdata/vqa/vqa_reference_cases.json").read_text())
 
 _BASES = [
-    "yes", "no", "2", "two", "1,000", "1000", "3.5", "n/a", "50%", "don't", "dont", "isnt", "a dog",
-    "the dogs", "dog", "red and white", "10:30", "none", "one", "ten", "o'clock", "oclock", "t-shirt",
-    "tennis racket", "3 1/2", "$5", "100,000.50", "yes, it is", "café", "ñ", "...", "", " ", "e.g.",
-    "he's", "hes", "im", "I'm", "left/right", "(maybe)", "#1", "a", "an apple", "u.s.a.", "7-up",
+    "yes",
+    "no",
+    "2",
+    "two",
+    "1,000",
+    "1000",
+    "3.5",
+    "n/a",
+    "50%",
+    "don't",
+    "dont",
+    "isnt",
+    "a dog",
+    "the dogs",
+    "dog",
+    "red and white",
+    "10:30",
+    "none",
+    "one",
+    "ten",
+    "o'clock",
+    "oclock",
+    "t-shirt",
+    "tennis racket",
+    "3 1/2",
+    "$5",
+    "100,000.50",
+    "yes, it is",
+    "café",
+    "ñ",
+    "...",
+    "",
+    " ",
+    "e.g.",
+    "he's",
+    "hes",
+    "im",
+    "I'm",
+    "left/right",
+    "(maybe)",
+    "#1",
+    "a",
+    "an apple",
+    "u.s.a.",
+    "7-up",
 ]
 _DECORATIONS = [
-    lambda s: s, str.upper, str.title, str.capitalize, lambda s: s + ".", lambda s: s + "!",
-    lambda s: s + "?", lambda s: " " + s + " ", lambda s: s.replace(" ", "  "),
-    lambda s: s.replace(" ", "\t"), lambda s: "\n" + s, lambda s: "the " + s, lambda s: s + ",",
-    lambda s: '"' + s + '"', lambda s: s + " ." * 20, lambda s: s.replace("o", "0"),
+    lambda s: s,
+    str.upper,
+    str.title,
+    str.capitalize,
+    lambda s: s + ".",
+    lambda s: s + "!",
+    lambda s: s + "?",
+    lambda s: " " + s + " ",
+    lambda s: s.replace(" ", "  "),
+    lambda s: s.replace(" ", "\t"),
+    lambda s: "\n" + s,
+    lambda s: "the " + s,
+    lambda s: s + ",",
+    lambda s: '"' + s + '"',
+    lambda s: s + " ." * 20,
+    lambda s: s.replace("o", "0"),
 ]
 
 
@@ -67,8 +120,10 @@ def test_normalization_equals_the_oracles_on_random_punctuation_heavy_strings() 
 
     ours = [(normalize(t), process_punctuation(t)) for t in texts]
 
-    assert ours == [(official._en_normalizer(t.replace("\n", " ").replace("\t", " ").strip()),
-                     lavis.processPunctuation(t)) for t in texts]
+    assert ours == [
+        (official._en_normalizer(t.replace("\n", " ").replace("\t", " ").strip()), lavis.processPunctuation(t))
+        for t in texts
+    ]
 
 
 def test_normalization_matches_the_official_outputs_of_every_reference_case() -> None:
@@ -120,7 +175,7 @@ def test_variant_equals_its_vqa_eval_oracle_rounded_per_question_and_overall(var
     evaluator = run(annotations, results)
     ours = vqa_scores(predictions, answers, variant)
 
-    assert {qid: round(100 * s, 2) for qid, s in zip(predictions, ours)} == evaluator.evalQA
+    assert {qid: round(100 * s, 2) for qid, s in zip(predictions, ours, strict=True)} == evaluator.evalQA
     assert round(vqa_accuracy(predictions, answers, variant), 2) == evaluator.accuracy["overall"]
 
 

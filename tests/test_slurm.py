@@ -81,3 +81,19 @@ def test_a_job_sent_usr2_mid_run_is_requeued_and_ends_as_an_uninterrupted_run(tm
     assert (job / "predictions.json").read_bytes() == (reference / "predictions.json").read_bytes()
     lines = [json.loads(x) for p in job.glob("partial/rank*.jsonl") for x in p.read_text().splitlines()]
     assert len(lines) == len({r["id"] for r in lines}) == 240  # resumed work was not done twice
+
+
+def test_a_failing_job_does_not_stop_the_others_and_is_named_with_its_log(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+
+    proc = cli(["evalrunner", "-m", *ONE_NODE, "dataset=vqav2", "shots=5000,2", f"hydra.sweep.dir={sweep}"],
+               tmp_path, timeout=600)
+
+    assert proc.returncode != 0
+    assert (sweep / "dataset=vqav2,shots=2" / "result.json").exists()
+    assert "shots=5000 is larger than the query set" in json.loads(
+        (sweep / "dataset=vqav2,shots=5000" / "error.json").read_text())["error"]
+    collected = cli(["evalrunner.collect", str(sweep)], tmp_path)
+    assert collected.returncode == 1
+    assert "FAILED  dataset=vqav2 shots=5000" in collected.stdout
+    assert str(sweep / "dataset=vqav2,shots=5000" / "evalrunner.log") in collected.stdout

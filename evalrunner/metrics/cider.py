@@ -37,18 +37,18 @@ class _Text:
         keys = ids
         self.counts: Counts = [_count(ids)]
         for k in range(1, _N):
-            keys = [key * base + nxt for key, nxt in zip(keys, ids[k:])]
+            keys = [key * base + nxt for key, nxt in zip(keys, ids[k:], strict=False)]
             self.counts.append(_count(keys))
         self.length = len(ids) - 1 if ids else 0  # pycocoevalcap's "length" is the bigram count
         self.idfs: list[list[float]] = []
         self.norms: list[float] = []
 
     def weigh(self, idf: list[dict[int, float]], unseen_idf: float) -> None:
-        for counts, order_idf in zip(self.counts, idf):
+        for counts, order_idf in zip(self.counts, idf, strict=True):
             idfs = [order_idf.get(key, unseen_idf) for key in counts]
             # An explicit loop, because sum() of floats is compensated from Python 3.12 on.
             square_sum = 0.0
-            for count, weight_idf in zip(counts.values(), idfs):
+            for count, weight_idf in zip(counts.values(), idfs, strict=True):
                 square_sum += (count * weight_idf) ** 2
             self.idfs.append(idfs)
             self.norms.append(math.sqrt(square_sum))
@@ -62,7 +62,7 @@ def _similarity(hyp: _Text, ref: _Text) -> list[float]:
         ref_counts = ref.counts[order]
         value = 0.0
         # n-grams missing from the reference add exactly 0.0, so skipping them keeps every bit.
-        for (key, count), key_idf in zip(hyp.counts[order].items(), hyp.idfs[order]):
+        for (key, count), key_idf in zip(hyp.counts[order].items(), hyp.idfs[order], strict=True):
             ref_count = ref_counts.get(key)
             if ref_count is not None:
                 weight, ref_weight = count * key_idf, ref_count * key_idf
@@ -101,18 +101,16 @@ def cider_d_scores(hypotheses: Sequence[Sequence[str]], references: Sequence[Seq
         text.weigh(idf, float(log_images))
 
     scores = []
-    for hyp, refs in zip(hyp_texts, ref_texts):
+    for hyp, refs in zip(hyp_texts, ref_texts, strict=True):
         total = [0.0] * _N
         for ref in refs:
-            total = [t + v for t, v in zip(total, _similarity(hyp, ref))]
+            total = [t + v for t, v in zip(total, _similarity(hyp, ref), strict=True)]
         score = (((total[0] + total[1]) + total[2]) + total[3]) / _N
         scores.append(score / len(refs) * 10.0)
     return scores
 
 
-def cider(
-    predictions: Mapping[int, str], references: Mapping[int, Sequence[str]], tokenizer: str = "java"
-) -> float:
+def cider(predictions: Mapping[int, str], references: Mapping[int, Sequence[str]], tokenizer: str = "java") -> float:
     """CIDEr-D x100 over the image ids of `predictions`, after PTB tokenization.
 
     The idf depends on the set of images scored, so a subset's score is not a mean of shard scores.
@@ -126,7 +124,7 @@ def cider(
     if not ids:
         raise ValueError("cider needs at least one prediction")
     texts = list(dict.fromkeys(chain.from_iterable([predictions[i], *references[i]] for i in ids)))
-    tokens = dict(zip(texts, java_tokenize(texts)))
+    tokens = dict(zip(texts, java_tokenize(texts), strict=True))
     hypotheses = [tokens[predictions[i]] for i in ids]
     refs = [[tokens[r] for r in references[i]] for i in ids]
     score = float(np.mean(np.array(cider_d_scores(hypotheses, refs))))

@@ -38,8 +38,16 @@ def java_tokenize(texts: Sequence[str]) -> list[list[str]]:
         with open(path, "w", encoding="utf-8") as f:
             f.write("\n".join(text.translate(_LINE_BREAKS) for text in texts))
         # C1-only JIT halves the run time of this short job and does not change the output.
-        command = [java, "-XX:TieredStopAtLevel=1", "-cp", _jar_path(), "edu.stanford.nlp.process.PTBTokenizer",
-                   "-preserveLines", "-lowerCase", path]
+        command = [
+            java,
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            _jar_path(),
+            "edu.stanford.nlp.process.PTBTokenizer",
+            "-preserveLines",
+            "-lowerCase",
+            path,
+        ]
         done = subprocess.run(command, cwd=tmp, capture_output=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"PTBTokenizer failed ({done.returncode}): {done.stderr.decode(errors='replace')[-500:]}")

@@ -30,9 +30,7 @@ def _check_ids(predictions: Mapping[int, str], answers: Mapping[int, Sequence[st
         raise ValueError("vqa accuracy needs at least one prediction")
     missing = [qid for qid in predictions if not answers.get(qid)]
     if missing:
-        raise ValueError(
-            f"{len(missing)} question ids have no human answers, e.g. {sorted(missing)[:10]}"
-        )
+        raise ValueError(f"{len(missing)} question ids have no human answers, e.g. {sorted(missing)[:10]}")
 
 
 def _official(pred: str, human: Sequence[str], layout: _Memo, full: _Memo) -> tuple[str, list[str]]:

@@ -35,7 +35,7 @@ _NUMBER_WORDS = "none zero one two three four five six seven eight nine ten".spl
 DIGITS: dict[str, str] = {word: str(max(0, i - 1)) for i, word in enumerate(_NUMBER_WORDS)}
 ARTICLES = frozenset({"a", "an", "the"})
 
-PUNCTUATION = ";/[]\"{}()=+\\_-><@`,?!"
+PUNCTUATION = ';/[]"{}()=+\\_-><@`,?!'
 _DIGIT_COMMA_DIGIT = re.compile(r"\d,\d")
 _PERIOD_NOT_BEFORE_DIGIT = re.compile(r"\.(?!\d)")
 # The official code passes re.UNICODE (== 32) where re.sub expects `count`, so at most 32
