@@ -54,7 +54,7 @@ stop_daemon() {
     while pid=$(pid_of "$name" "$pidfile") && [[ -n $pid ]]; do
         kill "$pid" 2>/dev/null || true
         for _ in $(seq 50); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
-        [[ -d /proc/$pid ]] && kill -9 "$pid" 2>/dev/null || true
+        if [[ -d /proc/$pid ]]; then kill -9 "$pid" 2>/dev/null || true; fi
         sleep 0.1
     done
     rm -f "$pidfile"

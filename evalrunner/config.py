@@ -1,6 +1,6 @@
 """The typed schema of a job's config, stored in Hydra's ConfigStore so a wrong type fails at composition."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore

@@ -89,8 +89,9 @@ def check_all_healthy(ranks: Ranks, error: str | None) -> None:
         # Names the ranks that never arrive (dead or hung) instead of blocking forever.
         dist.monitored_barrier(group=ranks.group, timeout=ranks.timeout, wait_all_ranks=True)
     except RuntimeError as e:
+        detail = str(e).splitlines()[0].split("]: ")[-1]  # e.g. "Ranks 1 failed to pass monitoredBarrier in 10000 ms"
         raise RuntimeError(f"rank {ranks.rank}: other rank(s) did not answer within "
-                           f"{ranks.timeout.total_seconds():.0f} s (dist_timeout_s): {str(e).splitlines()[0]}") from None
+                           f"{ranks.timeout.total_seconds():.0f} s (dist_timeout_s): {detail}") from None
     errors: list[Any] = [None] * ranks.world
     dist.all_gather_object(errors, error, group=ranks.group)
     failed = [f"rank {r}: {e}" for r, e in enumerate(errors) if e]

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from evalrunner import datasets, demos, distributed, jobdir
+from evalrunner import demos, distributed, jobdir
 from evalrunner.datasets.base import Dataset, Item, check_images
 from evalrunner.errors import UserError
 from evalrunner.models import Model, build_model
@@ -32,7 +32,8 @@ def data_root(cfg: DictConfig) -> Path:
         return SAMPLE_ROOT
     root = Path(os.path.expanduser(cfg.data_root))
     if not root.is_dir():
-        raise UserError(f"data_root: directory not found: {root}; point data_root at the folder holding coco/ and vqav2/")
+        raise UserError(f"data_root: directory not found: {root}; "
+                        "point data_root at the folder holding coco/ and vqav2/")
     return root
 
 
@@ -136,7 +137,8 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
     predictions = {**gathered, **resumed}
     missing = sorted({it.id for it in items} - predictions.keys())
     if missing:
-        raise RuntimeError(f"{len(missing)} test item(s) have no prediction, ids {missing[:20]}; rerun the job to resume")
+        raise RuntimeError(f"{len(missing)} test item(s) have no prediction, ids {missing[:20]}; "
+                           "rerun the job to resume")
     predictions = {it.id: predictions[it.id] for it in items}
     gathered_at = time.perf_counter()
 

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import SAMPLE, cli
 
 
@@ -79,7 +78,8 @@ def test_an_unknown_model_name_lists_the_known_ones(tmp_path: Path) -> None:
 
 def test_a_rerun_with_another_config_in_the_same_dir_overwrites_nothing(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    assert cli(["evalrunner", "dataset=vqav2", "shots=2", "num_samples=10", f"hydra.run.dir={run}"], tmp_path).returncode == 0
+    first = cli(["evalrunner", "dataset=vqav2", "shots=2", "num_samples=10", f"hydra.run.dir={run}"], tmp_path)
+    assert first.returncode == 0
     before = {p: p.read_bytes() for p in (run / "result.json", run / "predictions.json")}
 
     proc = cli(["evalrunner", "dataset=vqav2", "shots=4", "num_samples=10", f"hydra.run.dir={run}"], tmp_path)

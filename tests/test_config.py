@@ -1,8 +1,7 @@
 import pytest
+from conftest import compose_cfg
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
-
-from conftest import compose_cfg
 
 
 @pytest.mark.parametrize("dataset", ["coco", "vqav2"])

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import cli
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,8 @@ from evalrunner.metrics import cider
 from evalrunner.metrics.cider import cider_d_scores
 from evalrunner.metrics.ptb import java_tokenize
 
-FAKECAP = Path("/work/shared/refdata/coco_fakecap")
+# shared/ sits beside the repository, here and in CI.
+FAKECAP = Path(__file__).resolve().parents[2] / "shared" / "refdata" / "coco_fakecap"
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java")
 
 _WORDS = [

@@ -9,7 +9,9 @@ from evalrunner.metrics import vqa_accuracy
 from evalrunner.metrics.vqa import vqa_scores
 from evalrunner.metrics.vqa_normalize import normalize, process_punctuation
 
-CASES = json.loads(Path("/work/shared/refdata/vqa/vqa_reference_cases.json").read_text())
+# shared/ sits beside the repository, here and in CI.
+REFDATA = Path(__file__).resolve().parents[2] / "shared" / "refdata"
+CASES = json.loads((REFDATA / "vqa" / "vqa_reference_cases.json").read_text())
 
 _BASES = [
     "yes",

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TESTS, cli
 
 pytestmark = pytest.mark.slow

@@ -1,5 +1,6 @@
 """COCO captions in the Karpathy split (dataset_coco.json), scored with CIDEr-D."""
 
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +21,11 @@ class CocoCaptions:
 
     def __init__(self, cfg: DictConfig, data_root: Path) -> None:
         self.tokenizer = cfg.cider_tokenizer
+        if self.tokenizer not in ("python", "java"):
+            raise UserError(f"dataset.cider_tokenizer={self.tokenizer!r}: choose python or java")
+        if self.tokenizer == "java" and shutil.which("java") is None:
+            raise UserError("dataset.cider_tokenizer=java needs Java on PATH: install a JRE, "
+                            "or set dataset.cider_tokenizer=python")
         path = resolve(data_root, "dataset.karpathy_file", cfg.karpathy_file)
         images = expect_list(load_json(path, "dataset.karpathy_file"), "images", path, "dataset.karpathy_file",
                              "a Karpathy split file (dataset_coco.json)")
