@@ -176,7 +176,7 @@ def main() -> None:
     for name, rank, column, limit in goals:
         ratio = median[("ours", rank)][column] / median[("openflamingo", rank)][column]
         verdict = "PASS" if ratio <= limit else "FAIL"
-        print(f"ours/openflamingo {name}: {ratio:.2f} (goal <= {limit:.2f}) {verdict}")
+        print(f"ours/openflamingo {name}: {ratio:.3f} (goal <= {limit:.2f}) {verdict}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ ONE_NODE = ["hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2", "hydra.la
 
 
 @pytest.fixture(scope="module", autouse=True)
-def slurm() -> None:
+def slurm() -> Iterator[None]:
     ok = shutil.which("sinfo") is not None and subprocess.run(
         ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True).stdout.strip() in {"idle", "mix", "alloc"}
     if not ok:
@@ -26,6 +27,9 @@ def slurm() -> None:
         if os.environ.get("CI"):
             pytest.fail(message + " -- CI must not skip the SLURM tests")
         pytest.skip(message)
+    yield
+    # A killed launcher leaves its jobs queued; without accounting submitit would not see them end.
+    subprocess.run(["scancel", "--name=evalrunner"], check=False)
 
 
 def test_a_two_task_sweep_on_slurm_gives_results_and_a_rerun_recomputes_nothing(tmp_path: Path) -> None:
@@ -96,3 +100,24 @@ def test_a_failing_job_does_not_stop_the_others_and_is_named_with_its_log(tmp_pa
     assert collected.returncode == 1
     assert "FAILED  dataset=vqav2 shots=5000" in collected.stdout
     assert str(sweep / "dataset=vqav2,shots=5000" / "evalrunner.log") in collected.stdout
+
+
+def test_the_collector_reads_a_sweep_whose_launcher_died_before_its_jobs_ended(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "evalrunner", "-m", *ONE_NODE, "dataset=vqav2", "shots=1,2", "model.latency_s=0.2",
+         f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(sweep.glob("*/partial/rank*.jsonl")):
+        time.sleep(0.5)
+    launcher.kill()
+    launcher.wait()
+    while time.monotonic() < deadline + 120 and len(list(sweep.glob("*/result.json"))) < 2:
+        time.sleep(1)
+
+    proc = cli(["evalrunner.collect", str(sweep)], tmp_path)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads((sweep / "results.json").read_text())
+    assert [r["shots"] for r in results["vqav2"]] == [1, 2]

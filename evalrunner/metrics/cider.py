@@ -13,7 +13,7 @@ from itertools import chain
 
 import numpy as np
 
-from evalrunner.metrics.ptb import java_tokenize
+from evalrunner.metrics.ptb import tokenize
 
 _N = 4
 _PENALTY_DENOMINATOR = 2 * 6.0**2
@@ -110,13 +110,16 @@ def cider_d_scores(hypotheses: Sequence[Sequence[str]], references: Sequence[Seq
     return scores
 
 
-def cider(predictions: Mapping[int, str], references: Mapping[int, Sequence[str]], tokenizer: str = "java") -> float:
+def cider(
+    predictions: Mapping[int, str], references: Mapping[int, Sequence[str]], tokenizer: str = "python"
+) -> float:
     """CIDEr-D x100 over the image ids of `predictions`, after PTB tokenization.
 
+    `tokenizer` is "python" (Java only for texts outside what it is checked for) or "java" (all texts).
     The idf depends on the set of images scored, so a subset's score is not a mean of shard scores.
     """
-    if tokenizer != "java":
-        raise ValueError(f"unknown tokenizer {tokenizer!r}; known: java")
+    if tokenizer not in ("python", "java"):
+        raise ValueError(f"unknown tokenizer {tokenizer!r}; known: python, java")
     ids = list(predictions)
     missing = [i for i in ids if not references.get(i)]
     if missing:
@@ -124,7 +127,7 @@ def cider(predictions: Mapping[int, str], references: Mapping[int, Sequence[str]
     if not ids:
         raise ValueError("cider needs at least one prediction")
     texts = list(dict.fromkeys(chain.from_iterable([predictions[i], *references[i]] for i in ids)))
-    tokens = dict(zip(texts, java_tokenize(texts), strict=True))
+    tokens = dict(zip(texts, tokenize(texts, tokenizer), strict=True))
     hypotheses = [tokens[predictions[i]] for i in ids]
     refs = [[tokens[r] for r in references[i]] for i in ids]
     score = float(np.mean(np.array(cider_d_scores(hypotheses, refs))))

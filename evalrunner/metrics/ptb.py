@@ -1,11 +1,17 @@
 """PTB tokenization as pycocoevalcap does it: Stanford PTBTokenizer, then punctuation removal.
 
-We run the jar that pycocoevalcap ships, once for all texts, with its input in a temporary
-directory of its own, so a read-only or shared install of pycocoevalcap works.
+`tokenize(texts, "python")` handles in Python every text of a class for which our lexer is
+checked, token for token, against the Java one (see tests/test_metrics_cider.py): ASCII letters,
+digits, whitespace and `.,!?;:'"()&-`, in word shapes the lexer treats plainly. Any other text
+(unicode, URLs, abbreviations like "mr.", "u.s.", numbers like "1,000", "o'clock", ...) goes to
+the jar that pycocoevalcap ships, all in one call, so the result is the Java one by construction.
+The jar runs with its input in a temporary directory of its own, so a read-only or shared install
+of pycocoevalcap works.
 """
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -60,3 +66,95 @@ def java_tokenize(texts: Sequence[str]) -> list[list[str]]:
         " ".join(t for t in line.rstrip().split(" ") if t not in _PUNCTUATION_TOKENS).split()
         for line in lines[: len(texts)]
     ]
+
+
+# Words the lexer splits ("can not", "gon na"), whatever follows them.
+_SPLIT_WORDS = frozenset(["cannot", "gimme", "gonna", "gotta", "lemme", "wanna"])
+# Words the lexer keeps with a following period ("mr."), found by running the jar on every letter
+# string of up to 4 letters, a 170k-word English list and the lexer's own abbreviation lists, in
+# lower, title and upper case; with single letters ("a."), they are left to Java.
+_ABBREVIATIONS = frozenset(
+    """adj adm adv al ala alex apr ariz ark assn assoc asst atty attys aug ave az bancorp bhd bldg blvd brig bros
+    calif capt cf cie cmdr co col colo comdr conn corp cos cpl ct dak dec del dept det dr drs elec ens esq est etc
+    ext feb fla fri ft ga gen gov govs hon ill inc ind insp intl invt jan jos jr jul jun kan kans ky la lieut lt
+    ltd maj mar mass md messrs mfg mich minn miss mlle mlles mme mmes mo mon mont mr mrs ms msgr mt mtg natl neb
+    nev nov oct okla ore pa penn pfc ph plc ppte ppty pres prof profs pte ptes pty ptys pvt rd rep reps rev rt sen
+    sens sep sept seq sfc sgt spc sq sr st ste supt supts sys tel tenn tex thu thurs treas tue tues univ va vs vt
+    wash wed wis wisc wm wyo""".split()
+)
+_OUTSIDE_PYTHON_CLASS = re.compile(r"[^A-Za-z0-9 \t\n\r\x0b\x0c.,!?;:'\"()&-]")
+# The lexer joins across spaces numbers (fractions "3 1/2", phone numbers) and dots (". . .").
+_JOINED_ACROSS_SPACE = re.compile(r"[0-9]\s+\S*[0-9]|\.\s+\.")
+# [(") lead] word[-word...][clitic] | digits, then [)"] [one punctuation mark, ".." or "..."] ["].
+_CHUNK = re.compile(
+    r"""(?P<lead>["(]?)
+    (?:(?P<word>[A-Za-z]+(?:-[A-Za-z]+)*)
+       (?P<clitic>(?<![nN])[nN]'[tT]|'(?:[sSdDmM]|[rR][eE]|[lL][lL]|[vV][eE])|')?
+      |(?P<number>[0-9]+))
+    (?P<close>[)"]?)(?P<punct>[.,!?;:]|\.\.\.?)?"?""",
+    re.X,
+)
+_BARE_CHUNKS = {"-": [], "--": [], ",": [], ".": [], "&": ["&"], '"': []}
+
+
+def _python_tokens(text: str) -> list[str] | None:
+    """The Java tokens of `text` after punctuation removal, or None outside the checked class."""
+    if _OUTSIDE_PYTHON_CLASS.search(text) or _JOINED_ACROSS_SPACE.search(text):
+        return None
+    tokens: list[str] = []
+    for chunk in text.split():
+        if chunk.isalpha():
+            lower = chunk.lower()
+            if lower in _SPLIT_WORDS:
+                return None
+            tokens.append(lower)
+            continue
+        bare = _BARE_CHUNKS.get(chunk)
+        if bare is not None:
+            tokens.extend(bare)
+            continue
+        match = _CHUNK.fullmatch(chunk)
+        if match is None:
+            return None
+        lead, word, clitic, number, close, punct = match.group("lead", "word", "clitic", "number", "close", "punct")
+        if lead == "(":
+            tokens.append("-lrb-")
+        if word is None:
+            tokens.append(number)
+        else:
+            lower = word.lower()
+            parts = lower.split("-")
+            clitic = clitic.lower() if clitic else ""
+            if not _SPLIT_WORDS.isdisjoint(parts) or (clitic == "n't" and len(parts) > 1):
+                return None
+            if punct and punct[0] == "." and not clitic and not close:
+                if len(parts[-1]) == 1 or parts[-1] in _ABBREVIATIONS:
+                    return None
+            tokens.append(lower)
+            if clitic not in ("", "'"):
+                tokens.append(clitic)
+        if close == ")":
+            tokens.append("-rrb-")
+    return tokens
+
+
+def tokenize(texts: Sequence[str], tokenizer: str = "python") -> list[list[str]]:
+    """Tokens of each text as pycocoevalcap's PTBTokenizer gives them (lower-cased, punctuation removed).
+
+    "python" runs Java only for texts outside the checked class; "java" runs it for all.
+    """
+    if tokenizer == "java":
+        return java_tokenize(texts)
+    if tokenizer != "python":
+        raise ValueError(f"unknown tokenizer {tokenizer!r}; known: python, java")
+    tokens = [_python_tokens(text) for text in texts]
+    rest = [i for i, t in enumerate(tokens) if t is None]
+    if rest and shutil.which("java") is None:
+        example = texts[rest[0]]
+        raise RuntimeError(
+            f"{len(rest)} of {len(texts)} texts (e.g. {example!r}) are outside what the Python PTB tokenizer "
+            "is checked for and need Java on PATH (e.g. apt-get install default-jre-headless)"
+        )
+    for i, java_tokens in zip(rest, java_tokenize([texts[i] for i in rest]), strict=True):
+        tokens[i] = java_tokens
+    return [t for t in tokens if t is not None]
