@@ -35,9 +35,10 @@ from evalrunner.distributed import Ranks, close, gather_predictions, init_ranks
 WORLD = 2
 FIRST_QID = 262148000
 METHODS = ("ours", "openflamingo")
-_ANSWERS = ["yes", "no", "2", "1", "3", "0", "4", "red", "white", "blue", "black", "green and white", "dog", "cat",
-            "tennis racket", "baseball", "pizza", "kitchen", "frisbee", "left", "right", "wood", "none", "10:30",
-            "skateboarding", "surfing", "giraffe", "umbrella", "man", "woman", "many", "standing", "t-shirt", "café"]
+_ANSWERS = (
+    "yes|no|2|1|3|0|4|red|white|blue|black|green and white|dog|cat|tennis racket|baseball|pizza|"
+    "kitchen|frisbee|left|right|wood|none|10:30|skateboarding|surfing|giraffe|umbrella|man|woman|many|standing|t-shirt|café"
+).split("|")
 
 
 def answer(k: int) -> str:
@@ -102,8 +103,9 @@ def openflamingo_gather(ranks: Ranks, predictions: list[dict[str, Any]]) -> dict
 
 
 def _worker(rank: int, method: str, n: int, duplicates: int, port: int, results: Any) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)  # two ranks share two cores
     ranks = init_ranks(timeout_s=300)
     indices = shard(n, duplicates, rank)
@@ -138,8 +140,9 @@ def measure(method: str, n: int, duplicates: int) -> dict[int, tuple[float, int]
     context = mp.get_context("spawn")
     results = context.Queue()
     port = _free_port()
-    processes = [context.Process(target=_worker, args=(rank, method, n, duplicates, port, results))
-                 for rank in range(WORLD)]
+    processes = [
+        context.Process(target=_worker, args=(rank, method, n, duplicates, port, results)) for rank in range(WORLD)
+    ]
     for p in processes:
         p.start()
     rows = [results.get(timeout=300) for _ in range(WORLD)]
@@ -163,11 +166,16 @@ def main() -> None:
     for _ in range(args.repeats):
         for method in METHODS:  # interleaved, so drift in the machine's load hits both alike
             runs[method].append(measure(method, args.n, duplicates))
-    median = {(m, r): (statistics.median(x[r][0] for x in runs[m]), statistics.median(x[r][1] for x in runs[m]))
-              for m in METHODS for r in range(WORLD)}
+    median = {
+        (m, r): (statistics.median(x[r][0] for x in runs[m]), statistics.median(x[r][1] for x in runs[m]))
+        for m in METHODS
+        for r in range(WORLD)
+    }
 
-    print(f"{args.n:,} predictions ({duplicates:,} padding repeats) over {WORLD} gloo ranks, "
-          f"median of {args.repeats}; both methods gave rank 0 the same {args.n - duplicates:,} answers")
+    print(
+        f"{args.n:,} predictions ({duplicates:,} padding repeats) over {WORLD} gloo ranks, "
+        f"median of {args.repeats}; both methods gave rank 0 the same {args.n - duplicates:,} answers"
+    )
     print("| method | rank | time (s) | peak memory (MB) |")
     print("|---|---:|---:|---:|")
     for (method, rank), (seconds, peak) in median.items():

@@ -8,6 +8,7 @@ by `timeout_s`, so a rank that dies fails the job instead of hanging it.
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -99,33 +100,53 @@ def check_all_healthy(ranks: Ranks, error: str | None) -> None:
         raise RuntimeError("; ".join(failed))
 
 
-def _encode(ids: list[int], texts: list[str]) -> torch.Tensor:
-    body = np.asarray(ids, dtype=np.int64).tobytes() + json.dumps(texts).encode()
-    head = np.array([len(ids), 16 + len(body)], dtype=np.int64).tobytes()
-    return torch.frombuffer(bytearray(head + body), dtype=torch.uint8)
+def _encode(ids: list[int], texts: list[str]) -> tuple[int, Callable[[np.ndarray], None]]:
+    """(buffer size, a function writing the buffer): header n and table length, int64 ids, int32 codes, JSON table.
+
+    VQA answers repeat heavily ("yes", "2"), so each distinct text is sent once and referred to by its int32 code;
+    rank 0 then builds each distinct str once instead of once per prediction.
+    """
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int32, count=len(texts))
+    table = json.dumps(list(index)).encode()
+    n = len(ids)
+
+    def fill(raw: np.ndarray) -> None:
+        raw[:16].view(np.int64)[:] = (n, len(table))
+        raw[16 : 16 + 8 * n].view(np.int64)[:] = ids
+        raw[16 + 8 * n : 16 + 12 * n].view(np.int32)[:] = codes
+        raw[16 + 12 * n : 16 + 12 * n + len(table)] = np.frombuffer(table, dtype=np.uint8)
+
+    return 16 + 12 * n + len(table), fill
 
 
-def _decode(buf: torch.Tensor) -> tuple[list[int], list[str]]:
-    raw = buf.numpy()
-    n, used = (int(x) for x in np.frombuffer(raw[:16].tobytes(), dtype=np.int64))
-    ids = np.frombuffer(raw[16 : 16 + 8 * n].tobytes(), dtype=np.int64).tolist()
-    return ids, json.loads(raw[16 + 8 * n : used].tobytes())
+def _merge(raw: np.ndarray, merged: dict[int, str]) -> None:
+    n, table_len = (int(x) for x in raw[:16].view(np.int64))
+    table = json.loads(raw[16 + 12 * n : 16 + 12 * n + table_len].tobytes())
+    # memoryviews yield one Python int at a time, where .tolist() would hold N of them at once
+    ids = raw[16 : 16 + 8 * n].view(np.int64).data
+    codes = raw[16 + 8 * n : 16 + 12 * n].view(np.int32).data
+    for i, c in zip(ids, codes):
+        merged.setdefault(i, table[c])
+    ids.release()
+    codes.release()
 
 
 def gather_predictions(ranks: Ranks, ids: list[int], texts: list[str]) -> dict[int, str] | None:
-    """Every rank's (id, text) pairs on rank 0, de-duplicated by id; None on other ranks.
+    """Every rank's (id, text) pairs on rank 0, de-duplicated by id (first rank, first position wins); None on others.
 
-    Each rank sends one compact byte buffer (int64 ids + a JSON array of texts) instead of pickled dicts, so rank 0
-    holds the N predictions once and the other ranks only their own shard.
+    Each rank sends one compact byte buffer (int64 ids, int32 text codes, a JSON table of distinct texts) instead of
+    pickled dicts, so rank 0 holds the N predictions once and the other ranks only their own shard.
     """
     if ranks.world == 1:
         return dict(zip(ids, texts))
-    payload = _encode(ids, texts)
-    largest = torch.tensor([payload.numel()], dtype=torch.int64)
+    size, fill = _encode(ids, texts)
+    largest = torch.tensor([size], dtype=torch.int64)
     dist.all_reduce(largest, op=dist.ReduceOp.MAX, group=ranks.group)
-    padded = torch.zeros(int(largest.item()), dtype=torch.uint8)
-    padded[: payload.numel()] = payload
-    del payload
+    # dist.gather needs equal sizes: the padded buffer is allocated once and written in place, never copied
+    padded = torch.empty(int(largest.item()), dtype=torch.uint8)
+    fill(padded.numpy())
+    del fill
     bufs = [torch.empty_like(padded) for _ in range(ranks.world)] if ranks.is_main else None
     dist.gather(padded, bufs, dst=0, group=ranks.group)
     del padded
@@ -133,7 +154,5 @@ def gather_predictions(ranks: Ranks, ids: list[int], texts: list[str]) -> dict[i
         return None
     merged: dict[int, str] = {}
     while bufs:
-        got_ids, got_texts = _decode(bufs.pop(0))
-        for i, t in zip(got_ids, got_texts):
-            merged.setdefault(i, t)
+        _merge(bufs.pop(0).numpy(), merged)
     return merged

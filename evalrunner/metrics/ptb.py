@@ -125,7 +125,8 @@ def _python_tokens(text: str) -> list[str] | None:
             lower = word.lower()
             parts = lower.split("-")
             clitic = clitic.lower() if clitic else ""
-            if not _SPLIT_WORDS.isdisjoint(parts) or (clitic == "n't" and len(parts) > 1):
+            # "o're", "dog-o're", "x-don't" are single tokens or split otherwise.
+            if not _SPLIT_WORDS.isdisjoint(parts) or (clitic and (len(parts) > 1 or len(lower) == 1)):
                 return None
             if punct and punct[0] == "." and not clitic and not close:
                 if len(parts[-1]) == 1 or parts[-1] in _ABBREVIATIONS:
