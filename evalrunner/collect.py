@@ -93,7 +93,8 @@ def collect(sweep_dir: Path) -> Collected:
     for label in sorted(by_model):
         path = sweep_dir / ("results.json" if len(by_model) == 1 else f"results.{label.replace('/', '_')}.json")
         out.tables[label] = _table(by_model[label])
-        write_json_atomic(path, out.tables[label])
+        if not path.exists() or json.loads(path.read_text()) != out.tables[label]:  # a rerun in place rewrites nothing
+            write_json_atomic(path, out.tables[label])
         out.files[label] = path
     return out
 

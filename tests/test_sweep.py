@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TESTS, cli
+from conftest import SAMPLE, TESTS, cli
 
 pytestmark = pytest.mark.slow
 
@@ -40,11 +41,13 @@ def test_the_cards_sweep_on_the_sample_gives_rising_scores_and_a_results_file(tm
     assert "SAMPLE data" in (sweep / "dataset=coco,shots=4" / "evalrunner.log").read_text()
     assert "coco" in proc.stdout and "32" in proc.stdout  # the collector's table
 
+    before = {p: p.stat().st_mtime_ns for p in sweep.glob("**/*.json")}
     again = cli(["evalrunner", "-m", "dataset=coco,vqav2", "shots=0,4,32", f"hydra.sweep.dir={sweep}"], tmp_path)
 
     assert again.returncode == 0
     logs = "".join(p.read_text() for p in sweep.glob("*/evalrunner.log"))
     assert logs.count("already holds the result of this config") == 6
+    assert {p: p.stat().st_mtime_ns for p in sweep.glob("**/*.json")} == before
     assert json.loads((sweep / "dataset=vqav2,shots=4" / "result.json").read_text()) == job
 
 
@@ -81,3 +84,18 @@ def test_a_killed_job_resumes_from_its_partial_predictions(tmp_path: Path) -> No
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed {done} predictions" in (run / "evalrunner.log").read_text()
     assert (run / "predictions.json").read_bytes() == (reference / "predictions.json").read_bytes()
+
+
+def test_data_root_in_the_official_layout_is_scored_as_real_data(tmp_path: Path) -> None:
+    shutil.copytree(SAMPLE, tmp_path / "data")
+    sample_run, real_run = tmp_path / "sample", tmp_path / "real"
+    assert cli(["evalrunner", "dataset=vqav2", f"hydra.run.dir={sample_run}"], tmp_path).returncode == 0
+
+    proc = cli(["evalrunner", "dataset=vqav2", f"data_root={tmp_path / 'data'}", f"hydra.run.dir={real_run}"],
+               tmp_path)
+
+    assert proc.returncode == 0, proc.stderr
+    real, sample = (json.loads((d / "result.json").read_text()) for d in (real_run, sample_run))
+    assert real["sample_data"] is False and sample["sample_data"] is True
+    assert real["score"] == sample["score"]
+    assert "SAMPLE" not in (real_run / "evalrunner.log").read_text()
