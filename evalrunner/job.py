@@ -83,7 +83,7 @@ def _record_failure(ranks: distributed.Ranks, out: Path, message: str) -> None:
 
 
 def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> float | None:
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     fp = jobdir.fingerprint(resolved)
     state: tuple[str, Any] = ("error", None)
     if ranks.is_main:
@@ -177,8 +177,8 @@ def _generate(cfg: DictConfig, ranks: distributed.Ranks, out: Path, dataset: Dat
     sort_key = getattr(model, "sort_key", None)
     if sort_key is not None and ranks.device.type == "cuda":
         shard = sorted(shard, key=lambda it: sort_key(it, sampler(it)))
-    loader = DataLoader(shard, batch_size=cfg.batch_size, collate_fn=_Prepare(model, sampler),
-                        num_workers=cfg.num_workers)
+    loader: DataLoader[Item] = DataLoader(shard, batch_size=cfg.batch_size,  # type: ignore[arg-type]
+                                         collate_fn=_Prepare(model, sampler), num_workers=cfg.num_workers)
     writer = PartialWriter(out, ranks.rank)
     ids: list[int] = []
     texts: list[str] = []

@@ -158,7 +158,9 @@ def _edge_word(rng: random.Random) -> str:
 
 
 def _edge_text(rng: random.Random) -> str:
-    chunks = [_edge_word(rng) if rng.random() < 0.9 else rng.choice(_ALONE) for _ in range(rng.choice([1, 1, 1, 1, 2, 3]))]
+    chunks = [
+        _edge_word(rng) if rng.random() < 0.9 else rng.choice(_ALONE) for _ in range(rng.choice([1, 1, 1, 1, 2, 3]))
+    ]
     # Mostly plain words around the edge cases, as in real captions.
     chunks += [rng.choice(["a", "dog", "On", "the", "grass", "cats"]) for _ in range(rng.randint(0, 8))]
     rng.shuffle(chunks)

@@ -9,8 +9,8 @@ from evalrunner.metrics import vqa_accuracy
 from evalrunner.metrics.vqa import vqa_scores
 from evalrunner.metrics.vqa_normalize import normalize, process_punctuation
 
-# shared/ sits beside the repository, here and in CI.
-REFDATA = Path(__file__).resolve().parents[2] / "shared" / "refdata"
+# Public reference cases, copied from shared/refdata (see tests/refdata/README.md for provenance).
+REFDATA = Path(__file__).resolve().parent / "refdata"
 CASES = json.loads((REFDATA / "vqa" / "vqa_reference_cases.json").read_text())
 
 _BASES = [

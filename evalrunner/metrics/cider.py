@@ -1,15 +1,16 @@
 """CIDEr-D as pycocoevalcap 1.2 computes it (n = 4, sigma = 6, clipped tf-idf, x10), scaled x100.
 
-The arithmetic follows pycocoevalcap's operation order, so scores agree to the last bit or
-nearly; its quirks are kept: the length penalty counts bigrams, not words, and the idf is taken
-over the images being scored.
+The arithmetic follows pycocoevalcap's operation order, so per-image scores agree to the last
+bit; its quirks are kept: the length penalty counts bigrams, not words, and the idf is taken
+over the images being scored. It runs on numpy arrays over all texts at once, with every sum
+added term by term in pycocoevalcap's order and squares taken with Python's pow, as its are.
 """
 
 import math
-from collections import Counter, _count_elements  # type: ignore[attr-defined]
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from itertools import chain
+from itertools import chain, repeat
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,102 +18,118 @@ from evalrunner.metrics.ptb import tokenize
 
 _N = 4
 _PENALTY_DENOMINATOR = 2 * 6.0**2
-# An n-gram is keyed by an int built from its word ids, which hashes far faster than a tuple.
-Counts = list[dict[int, int]]
 
 
-def _count(keys: list[int]) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    # Counter's C helper without Counter's per-call overhead, which dominates for short captions.
-    _count_elements(counts, keys)
-    return counts
+class _Grams(NamedTuple):
+    """The n-grams of one order: a row per distinct n-gram of each text, by text, then first occurrence."""
+
+    text: np.ndarray
+    gram: np.ndarray
+    counts: np.ndarray
+    start: np.ndarray  # per text, its first row
+    size: np.ndarray  # per text, its number of rows
+    grams: int  # distinct n-grams over all texts
+    sorted_keys: np.ndarray  # text * grams + gram, ascending
+    row_of_sorted: np.ndarray  # the row of each sorted key
 
 
-class _Text:
-    """One distinct tokenized text: n-gram counts per order, in first-occurrence order."""
-
-    __slots__ = ("counts", "norms", "idfs", "length")
-
-    def __init__(self, ids: list[int], base: int) -> None:
-        keys = ids
-        self.counts: Counts = [_count(ids)]
-        for k in range(1, _N):
-            keys = [key * base + nxt for key, nxt in zip(keys, ids[k:], strict=False)]
-            self.counts.append(_count(keys))
-        self.length = len(ids) - 1 if ids else 0  # pycocoevalcap's "length" is the bigram count
-        self.idfs: list[list[float]] = []
-        self.norms: list[float] = []
-
-    def weigh(self, idf: list[dict[int, float]], unseen_idf: float) -> None:
-        for counts, order_idf in zip(self.counts, idf, strict=True):
-            idfs = [order_idf.get(key, unseen_idf) for key in counts]
-            # An explicit loop, because sum() of floats is compensated from Python 3.12 on.
-            square_sum = 0.0
-            for count, weight_idf in zip(counts.values(), idfs, strict=True):
-                square_sum += (count * weight_idf) ** 2
-            self.idfs.append(idfs)
-            self.norms.append(math.sqrt(square_sum))
+def _ranges(starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The concatenated ranges starts[i] + (0 .. sizes[i]), and each element's rank within its range."""
+    ranks = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return np.repeat(starts, sizes) + ranks, ranks
 
 
-def _similarity(hyp: _Text, ref: _Text) -> list[float]:
-    delta = float(hyp.length - ref.length)
-    penalty = math.e ** (-(delta**2) / _PENALTY_DENOMINATOR)
-    values = []
-    for order in range(_N):
-        ref_counts = ref.counts[order]
-        value = 0.0
-        # n-grams missing from the reference add exactly 0.0, so skipping them keeps every bit.
-        for (key, count), key_idf in zip(hyp.counts[order].items(), hyp.idfs[order], strict=True):
-            ref_count = ref_counts.get(key)
-            if ref_count is not None:
-                weight, ref_weight = count * key_idf, ref_count * key_idf
-                value += min(weight, ref_weight) * ref_weight
-        hyp_norm, ref_norm = hyp.norms[order], ref.norms[order]
-        if hyp_norm != 0 and ref_norm != 0:
-            value /= hyp_norm * ref_norm
-        values.append(value * penalty)
-    return values
+def _sums_in_order(values: np.ndarray, rows: np.ndarray, ranks: np.ndarray, n_rows: int) -> np.ndarray:
+    """Row sums added one by one from 0.0 in rank order, as pycocoevalcap's loops add (np.sum pairs terms)."""
+    grid = np.zeros((int(ranks.max()) + 1 if len(ranks) else 0, n_rows))
+    grid[ranks, rows] = values
+    total = np.zeros(n_rows)
+    for column in grid:
+        total += column  # adding the 0.0 padding leaves every (non-negative) sum unchanged
+    return total
+
+
+def _gram_tables(texts: list[tuple[str, ...]]) -> list[_Grams]:
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    vocabulary = dict.fromkeys(chain.from_iterable(texts))
+    vocabulary_size = len(vocabulary) + 1
+    word_ids = dict(zip(vocabulary, range(len(vocabulary)), strict=True))
+    words = map(word_ids.__getitem__, chain.from_iterable(texts))
+    tokens = np.fromiter(words, dtype=np.int64, count=int(lengths.sum()))
+    text_of = np.repeat(np.arange(len(texts)), lengths)
+    _, position = _ranges(np.zeros_like(lengths), lengths)
+    left = np.repeat(lengths, lengths) - position  # tokens from each one to its text's end
+    ids, tables = tokens, []
+    for k in range(1, _N + 1):
+        valid = left >= k
+        if k > 1:
+            # An n-gram's id is the dense id of (its first n-1 words' id, its last word), so ids stay small.
+            following = np.zeros_like(tokens)
+            following[: len(tokens) - k + 1] = tokens[k - 1 :]
+            _, dense = np.unique(ids[valid] * vocabulary_size + following[valid], return_inverse=True)
+            ids = np.zeros_like(tokens)
+            ids[valid] = dense
+        grams = int(ids[valid].max()) + 1 if valid.any() else 1
+        keys, first, counts = np.unique(text_of[valid] * grams + ids[valid], return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")
+        text, size = keys[order] // grams, np.bincount(keys // grams, minlength=len(texts))
+        row_of_sorted = np.empty_like(order)
+        row_of_sorted[order] = np.arange(len(order))
+        table = _Grams(
+            text, keys[order] % grams, counts[order], np.cumsum(size) - size, size, grams, keys, row_of_sorted
+        )
+        tables.append(table)
+    return tables
 
 
 def cider_d_scores(hypotheses: Sequence[Sequence[str]], references: Sequence[Sequence[Sequence[str]]]) -> list[float]:
     """Per-image CIDEr-D (x10, as pycocoevalcap) of tokenized hypotheses against tokenized references."""
-    vocabulary: dict[str, int] = {}
+    index: dict[tuple[str, ...], int] = {}
     for words in chain(hypotheses, chain.from_iterable(references)):
-        for word in words:
-            vocabulary.setdefault(word, len(vocabulary))
-    base = len(vocabulary) + 1
-    texts: dict[tuple[str, ...], _Text] = {}
-    for words in chain(hypotheses, chain.from_iterable(references)):
-        key = tuple(words)
-        if key not in texts:
-            texts[key] = _Text([vocabulary[w] for w in key], base)
-    hyp_texts = [texts[tuple(h)] for h in hypotheses]
-    ref_texts = [[texts[tuple(r)] for r in refs] for refs in references]
-
-    document_frequency: list[Counter[int]] = [Counter() for _ in range(_N)]
-    for refs in ref_texts:
-        for order in range(_N):
-            document_frequency[order].update(set().union(*(r.counts[order] for r in refs)))
+        index.setdefault(tuple(words), len(index))
+    texts = list(index)
+    hyp = np.array([index[tuple(h)] for h in hypotheses], dtype=np.int64)
+    ref = np.array([index[tuple(r)] for refs in references for r in refs], dtype=np.int64)
+    n_refs = np.array([len(refs) for refs in references], dtype=np.int64)
+    image_of_ref = np.repeat(np.arange(len(references)), n_refs)
+    ref_rank = _ranges(np.zeros_like(n_refs), n_refs)[1]
+    pair_hyp = hyp[image_of_ref]
+    # pycocoevalcap's length is the bigram count.
+    lengths = np.maximum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) - 1, 0)
+    deltas = (lengths[pair_hyp] - lengths[ref]).tolist()
+    penalties = {d: math.e ** (-(float(d) ** 2) / _PENALTY_DENOMINATOR) for d in set(deltas)}
+    penalty = np.array([penalties[d] for d in deltas])
     # np.log, not math.log: pycocoevalcap's idf uses it, and the two may differ in the last bit.
     log_images = np.log(float(len(references)))
-    logs = {df: np.log(float(df)) for order in document_frequency for df in set(order.values())}
-    idf = [{key: float(log_images - logs[df]) for key, df in order.items()} for order in document_frequency]
-    for text in texts.values():
-        text.weigh(idf, float(log_images))
+    totals = []
+    for table in _gram_tables(texts):
+        rows, _ = _ranges(table.start[ref], table.size[ref])
+        image_grams = np.unique(np.repeat(image_of_ref, table.size[ref]) * table.grams + table.gram[rows])
+        frequency = np.bincount(image_grams % table.grams, minlength=table.grams)
+        logs = np.array([np.log(float(max(df, 1))) for df in range(int(frequency.max(initial=0)) + 1)])
+        weights = table.counts * (log_images - logs[frequency])[table.gram]
+        # Python's float power, as pycocoevalcap's pow(x, 2); numpy's square may differ in the last bit.
+        squares = np.fromiter(map(pow, weights.tolist(), repeat(2)), dtype=np.float64, count=len(weights))
+        _, rank = _ranges(table.start, table.size)
+        norms = np.sqrt(_sums_in_order(squares, table.text, rank, len(texts)))
 
-    scores = []
-    for hyp, refs in zip(hyp_texts, ref_texts, strict=True):
-        total = [0.0] * _N
-        for ref in refs:
-            total = [t + v for t, v in zip(total, _similarity(hyp, ref), strict=True)]
-        score = (((total[0] + total[1]) + total[2]) + total[3]) / _N
-        scores.append(score / len(refs) * 10.0)
-    return scores
+        rows, rank = _ranges(table.start[pair_hyp], table.size[pair_hyp])
+        pair = np.repeat(np.arange(len(ref)), table.size[pair_hyp])
+        wanted = ref[pair] * table.grams + table.gram[rows]
+        found = np.minimum(np.searchsorted(table.sorted_keys, wanted), max(len(table.sorted_keys) - 1, 0))
+        hit = table.sorted_keys[found] == wanted if len(table.sorted_keys) else np.zeros(len(wanted), dtype=bool)
+        ref_weights = np.zeros(len(wanted))
+        ref_weights[hit] = weights[table.row_of_sorted[found[hit]]]
+        values = _sums_in_order(np.minimum(weights[rows], ref_weights) * ref_weights, pair, rank, len(ref))
+        hyp_norms, ref_norms = norms[pair_hyp], norms[ref]
+        scaled = (hyp_norms != 0) & (ref_norms != 0)
+        values[scaled] /= hyp_norms[scaled] * ref_norms[scaled]
+        totals.append(_sums_in_order(values * penalty, image_of_ref, ref_rank, len(references)))
+    scores = (((totals[0] + totals[1]) + totals[2]) + totals[3]) / _N
+    return (scores / n_refs * 10.0).tolist()
 
 
-def cider(
-    predictions: Mapping[int, str], references: Mapping[int, Sequence[str]], tokenizer: str = "python"
-) -> float:
+def cider(predictions: Mapping[int, str], references: Mapping[int, Sequence[str]], tokenizer: str = "python") -> float:
     """CIDEr-D x100 over the image ids of `predictions`, after PTB tokenization.
 
     `tokenizer` is "python" (Java only for texts outside what it is checked for) or "java" (all texts).

@@ -9,6 +9,7 @@ The jar runs with its input in a temporary directory of its own, so a read-only 
 of pycocoevalcap works.
 """
 
+import functools
 import importlib.util
 import os
 import re
@@ -70,17 +71,18 @@ def java_tokenize(texts: Sequence[str]) -> list[list[str]]:
 
 # Words the lexer splits ("can not", "gon na"), whatever follows them.
 _SPLIT_WORDS = frozenset(["cannot", "gimme", "gonna", "gotta", "lemme", "wanna"])
-# Words the lexer keeps with a following period ("mr."), found by running the jar on every letter
-# string of up to 4 letters, a 170k-word English list and the lexer's own abbreviation lists, in
-# lower, title and upper case; with single letters ("a."), they are left to Java.
+# Words the lexer may keep with a following period ("mr.", "no. 5"), found by running the jar on
+# every string of up to 4 letters, a 170k-word English list and the lexer's own abbreviation lists,
+# in lower, title and upper case, before a space, a capital, a digit and the line end. With single
+# letters ("a."), they are left to Java; whether it keeps the period can depend on the next line.
 _ABBREVIATIONS = frozenset(
-    """adj adm adv al ala alex apr ariz ark assn assoc asst atty attys aug ave az bancorp bhd bldg blvd brig bros
-    calif capt cf cie cmdr co col colo comdr conn corp cos cpl ct dak dec del dept det dr drs elec ens esq est etc
-    ext feb fla fri ft ga gen gov govs hon ill inc ind insp intl invt jan jos jr jul jun kan kans ky la lieut lt
-    ltd maj mar mass md messrs mfg mich minn miss mlle mlles mme mmes mo mon mont mr mrs ms msgr mt mtg natl neb
-    nev nov oct okla ore pa penn pfc ph plc ppte ppty pres prof profs pte ptes pty ptys pvt rd rep reps rev rt sen
-    sens sep sept seq sfc sgt spc sq sr st ste supt supts sys tel tenn tex thu thurs treas tue tues univ va vs vt
-    wash wed wis wisc wm wyo""".split()
+    """adj adm adv al ala alex apr ariz ark art assn assoc asst atty attys aug ave az bancorp bhd bldg blvd
+    brig bros ca calif capt cf cie cmdr co col colo comdr conn corp cos cpl ct dak dec del dept det dr drs
+    elec ens esq est etc ext feb fig figs fla fri ft ga gen gov govs hon ill inc ind insp intl invt jan jos
+    jr jul jun kan kans ky la lieut lt ltd maj mar mass md messrs mfg mich minn miss mlle mlles mme mmes mo
+    mon mont mr mrs ms msgr mt mtg natl neb nev no nos nov oct okla op ore pa penn pfc ph plc pp ppte ppty
+    pres prof profs prop pte ptes pty ptys pvt rd rep reps rev rt sen sens sep sept seq sfc sgt spc sq sr st
+    ste supt supts sys tel tenn tex thu thurs treas tue tues univ va vol vols vs vt wash wed wis wisc wm wyo""".split()
 )
 _OUTSIDE_PYTHON_CLASS = re.compile(r"[^A-Za-z0-9 \t\n\r\x0b\x0c.,!?;:'\"()&-]")
 # The lexer joins across spaces numbers (fractions "3 1/2", phone numbers) and dots (". . .").
@@ -94,49 +96,66 @@ _CHUNK = re.compile(
     (?P<close>[)"]?)(?P<punct>[.,!?;:]|\.\.\.?)?"?""",
     re.X,
 )
-_BARE_CHUNKS = {"-": [], "--": [], ",": [], ".": [], "&": ["&"], '"': []}
+# Most captions: words and spaces, perhaps one final period.
+_PLAIN = re.compile(r"[A-Za-z \t\n\r\x0b\x0c]*(\.?)[ \t\n\r\x0b\x0c]*")
+_BARE_CHUNKS: dict[str, tuple[str, ...]] = {"-": (), "--": (), ",": (), ".": (), "&": ("&",), '"': ()}
 
 
 def _python_tokens(text: str) -> list[str] | None:
     """The Java tokens of `text` after punctuation removal, or None outside the checked class."""
+    plain = _PLAIN.fullmatch(text)
+    if plain is not None:
+        period = plain.start(1)
+        words = text[:period].lower().split() if plain.group(1) else text.lower().split()
+        if not _SPLIT_WORDS.isdisjoint(words):
+            return None
+        if plain.group(1) and text[period - 1 : period].isalpha():
+            if len(words[-1]) == 1 or words[-1] in _ABBREVIATIONS:
+                return None
+        return words
     if _OUTSIDE_PYTHON_CLASS.search(text) or _JOINED_ACROSS_SPACE.search(text):
         return None
     tokens: list[str] = []
     for chunk in text.split():
-        if chunk.isalpha():
-            lower = chunk.lower()
-            if lower in _SPLIT_WORDS:
-                return None
-            tokens.append(lower)
-            continue
-        bare = _BARE_CHUNKS.get(chunk)
-        if bare is not None:
-            tokens.extend(bare)
-            continue
-        match = _CHUNK.fullmatch(chunk)
-        if match is None:
+        chunk_tokens = _chunk_tokens(chunk)
+        if chunk_tokens is None:
             return None
-        lead, word, clitic, number, close, punct = match.group("lead", "word", "clitic", "number", "close", "punct")
-        if lead == "(":
-            tokens.append("-lrb-")
-        if word is None:
-            tokens.append(number)
-        else:
-            lower = word.lower()
-            parts = lower.split("-")
-            clitic = clitic.lower() if clitic else ""
-            # "o're", "dog-o're", "x-don't" are single tokens or split otherwise.
-            if not _SPLIT_WORDS.isdisjoint(parts) or (clitic and (len(parts) > 1 or len(lower) == 1)):
-                return None
-            if punct and punct[0] == "." and not clitic and not close:
-                if len(parts[-1]) == 1 or parts[-1] in _ABBREVIATIONS:
-                    return None
-            tokens.append(lower)
-            if clitic not in ("", "'"):
-                tokens.append(clitic)
-        if close == ")":
-            tokens.append("-rrb-")
+        tokens.extend(chunk_tokens)
     return tokens
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _chunk_tokens(chunk: str) -> tuple[str, ...] | None:
+    """The tokens of one whitespace-free chunk of a text in the checked class, or None."""
+    if chunk.isalpha():
+        lower = chunk.lower()
+        return None if lower in _SPLIT_WORDS else (lower,)
+    bare = _BARE_CHUNKS.get(chunk)
+    if bare is not None:
+        return bare
+    match = _CHUNK.fullmatch(chunk)
+    if match is None:
+        return None
+    lead, word, clitic, number, close, punct = match.group("lead", "word", "clitic", "number", "close", "punct")
+    tokens = ["-lrb-"] if lead == "(" else []
+    if word is None:
+        tokens.append(number)
+    else:
+        lower = word.lower()
+        parts = lower.split("-")
+        clitic = clitic.lower() if clitic else ""
+        # "o're", "dog-o're", "x-don't" are single tokens or split otherwise.
+        if not _SPLIT_WORDS.isdisjoint(parts) or (clitic and (len(parts) > 1 or len(lower) == 1)):
+            return None
+        if punct and punct[0] == "." and not clitic and not close:
+            if len(parts[-1]) == 1 or parts[-1] in _ABBREVIATIONS:
+                return None
+        tokens.append(lower)
+        if clitic not in ("", "'"):
+            tokens.append(clitic)
+    if close == ")":
+        tokens.append("-rrb-")
+    return tuple(tokens)
 
 
 def tokenize(texts: Sequence[str], tokenizer: str = "python") -> list[list[str]]:

@@ -23,7 +23,8 @@ _WORD = re.compile(r"[a-z0-9]+")
 def image_features(path: str) -> np.ndarray:
     """A tiny colour thumbnail: enough to tell which demo image looks most like the test image."""
     with Image.open(path) as img:
-        return np.asarray(img.convert("RGB").resize((8, 8), Image.BILINEAR), dtype=np.float32).ravel() / 255.0
+        thumb = img.convert("RGB").resize((8, 8), Image.Resampling.BILINEAR)
+    return np.asarray(thumb, dtype=np.float32).ravel() / 255.0
 
 
 def _words(text: str) -> frozenset[str]:
