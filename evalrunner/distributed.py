@@ -5,6 +5,7 @@ launcher sets torch's variables, so submitit's environment is exported first. Ev
 by `timeout_s`, so a rank that dies fails the job instead of hanging it.
 """
 
+import atexit
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 log = logging.getLogger(__name__)
+_ranks: "Ranks | None" = None
 
 
 @dataclass
@@ -49,6 +51,11 @@ def _export_submitit_env() -> None:
 
 
 def init_ranks(timeout_s: float) -> Ranks:
+    """This process's rank. The process group is made once per process and kept for the next job of a sweep:
+    tearing it down and re-making it between jobs races with the other ranks."""
+    global _ranks
+    if _ranks is not None:
+        return _ranks
     _export_submitit_env()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -60,15 +67,11 @@ def init_ranks(timeout_s: float) -> Ranks:
     timeout = timedelta(seconds=timeout_s)
     if world == 1:
         return Ranks(0, 1, 0, device, timeout=timeout)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
     group = dist.new_group(backend="gloo", timeout=timeout) if cuda else dist.group.WORLD
-    return Ranks(rank, world, local_rank, device, group, timeout)
-
-
-def close(ranks: Ranks) -> None:
-    if ranks.world > 1 and dist.is_initialized():
-        dist.destroy_process_group()
+    _ranks = Ranks(rank, world, local_rank, device, group, timeout)
+    atexit.register(dist.destroy_process_group)
+    return _ranks
 
 
 def broadcast(ranks: Ranks, value: Any) -> Any:

@@ -72,8 +72,6 @@ def run(cfg: DictConfig, job_dir: Path | None = None) -> float | None:
             raise
         _record_failure(ranks, out, f"{type(e).__name__}: {e}")
         return None
-    finally:
-        distributed.close(ranks)
 
 
 def _record_failure(ranks: distributed.Ranks, out: Path, message: str) -> None:
@@ -142,10 +140,12 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
     predictions = {it.id: predictions[it.id] for it in items}
     gathered_at = time.perf_counter()
 
-    score = dataset.score(predictions, items)
-    scored = time.perf_counter()
+    # Saved before scoring, so a scoring failure loses no generation.
     write_json_atomic(out / jobdir.PREDICTIONS,
                       [{dataset.id_key: i, dataset.text_key: p} for i, p in sorted(predictions.items())])
+    score_start = time.perf_counter()
+    score = dataset.score(predictions, items)
+    scored = time.perf_counter()
     result = {
         "dataset": cfg.dataset.name, "model": cfg.model.name, "shots": cfg.shots, "trial": cfg.trial,
         "seed": cfg.seed, "metric": dataset.metric, "score": score, "num_samples": len(items),
@@ -153,7 +153,7 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
         **({"vqa_variant": cfg.dataset.vqa_variant} if dataset.task == "vqa" else {}),
         **({"prompt_hash": model.prompt_hash} if hasattr(model, "prompt_hash") else {}),
         "timings": {"load": loaded - start, "generate": generated - loaded, "gather": gathered_at - generated,
-                    "score": scored - gathered_at, "total": time.perf_counter() - start},
+                    "score": scored - score_start, "total": time.perf_counter() - start},
         "config": resolved,
     }
     write_json_atomic(out / jobdir.RESULT, result)

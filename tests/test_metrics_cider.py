@@ -10,8 +10,8 @@ from evalrunner.metrics import cider
 from evalrunner.metrics.cider import cider_d_scores
 from evalrunner.metrics.ptb import _python_tokens, java_tokenize, tokenize
 
-# shared/ sits beside the repository, here and in CI.
-FAKECAP = Path(__file__).resolve().parents[2] / "shared" / "refdata" / "coco_fakecap"
+# Public reference cases, copied from shared/refdata (see tests/refdata/README.md for provenance).
+FAKECAP = Path(__file__).resolve().parent / "refdata" / "coco_fakecap"
 SAMPLE_COCO = Path(__file__).resolve().parents[1] / "evalrunner" / "sample_data" / "coco" / "dataset_coco.json"
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java")
 
