@@ -1,27 +1,78 @@
-"""The typed schema of a job's config, stored in Hydra's ConfigStore so a wrong type fails at composition."""
+"""The typed schema of a job's config, stored in Hydra's ConfigStore so a wrong type fails at composition.
 
-from dataclasses import dataclass
+conf/config.yaml extends `evalrunner_schema`; conf/dataset/<name>.yaml extends `<name>_schema`. Model configs stay
+open, because a model of the user's own (`model.name=pkg.module:Class`) brings keys of its own.
+"""
+
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class Generation:
+    max_new_tokens: int = MISSING  # new tokens per item
+    num_beams: int = MISSING  # 1 = greedy
+    length_penalty: float = MISSING  # exponent on length in beam scores; 0 = none
+
+
+@dataclass
+class Prompt:
+    demo: str = MISSING  # Flamingo-style demo, with {question} and {answer}
+    query: str = MISSING  # the same for the test item, answer slot left open
+    separator: str = MISSING  # between demos and the query
+    instruction: str = MISSING  # the user turn, for models with a chat template
+
+
+@dataclass
+class Dataset:
+    name: str = MISSING  # registry name
+    task: str = MISSING  # vqa | caption
+    generation: Generation = field(default_factory=Generation)
+    prompt: Prompt = field(default_factory=Prompt)
+
+
+@dataclass
+class Coco(Dataset):
+    karpathy_file: str = MISSING  # dataset_coco.json, relative to data_root or absolute
+    image_dir: str = MISSING  # images are <image_dir>/<filepath>/<filename>
+    test_split: str = MISSING  # Karpathy split of the test items
+    demo_split: str = MISSING  # Karpathy split of the demos
+    cider_tokenizer: str = MISSING  # python | java
+
+
+@dataclass
+class VQAv2(Dataset):
+    test_questions: str = MISSING  # relative to data_root or absolute
+    test_annotations: str = MISSING
+    demo_questions: str = MISSING
+    demo_annotations: str = MISSING
+    test_images: str = MISSING  # a pattern with {image_id}
+    demo_images: str = MISSING
+    vqa_variant: str = MISSING  # official | vqa2016 | openflamingo
 
 
 @dataclass
 class EvalConfig:
-    dataset: Any = None  # a conf/dataset/*.yaml
-    model: Any = None  # a conf/model/*.yaml
-    shots: int = 4  # demos per test item
-    trial: int = 0  # trial index; seeds the demos with `seed`
-    seed: int = 42  # base seed
+    dataset: Any = MISSING  # a conf/dataset/*.yaml
+    model: Any = MISSING  # a conf/model/*.yaml
+    shots: int = MISSING  # demos per test item
+    trial: int = MISSING  # trial index; seeds the demos with `seed`
+    seed: int = MISSING  # base seed
     num_samples: int | None = None  # None = whole test split
-    query_set_size: int = 2048  # pool that demos are drawn from
-    batch_size: int = 8  # items per generation batch, per rank
-    num_workers: int = 0  # DataLoader workers per rank
+    query_set_size: int = MISSING  # pool that demos are drawn from
+    batch_size: int = MISSING  # items per generation batch, per rank
+    num_workers: int = MISSING  # DataLoader workers per rank
     data_root: str | None = None  # None = bundled sample data
-    dist_timeout_s: float = 600.0  # bound on any wait for another rank
+    dist_timeout_s: float = MISSING  # bound on any wait for another rank
 
 
-ConfigStore.instance().store(name="evalrunner_schema", node=EvalConfig)
+_store = ConfigStore.instance()
+_store.store(name="evalrunner_schema", node=EvalConfig)
+_store.store(group="dataset", name="coco_schema", node=Coco)
+_store.store(group="dataset", name="vqav2_schema", node=VQAv2)
 
 # Keys that change how fast a job runs but not what it predicts; a rerun that differs only in these resumes.
 RUNTIME_KEYS = ("batch_size", "num_workers", "dist_timeout_s", "model.latency_s")

@@ -30,3 +30,9 @@ def test_hf_model_path_is_required() -> None:
     cfg = compose_cfg(["model=hf"])
 
     assert OmegaConf.is_missing(cfg.model, "path")
+
+
+@pytest.mark.parametrize("override", ["dataset.generation.num_beams=three", "dataset.no_such_key=1"])
+def test_a_dataset_key_of_the_wrong_type_or_name_fails_at_composition(override: str) -> None:
+    with pytest.raises(ConfigCompositionException):
+        compose_cfg(["dataset=vqav2", override])
