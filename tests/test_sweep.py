@@ -99,3 +99,11 @@ def test_data_root_in_the_official_layout_is_scored_as_real_data(tmp_path: Path)
     assert real["sample_data"] is False and sample["sample_data"] is True
     assert real["score"] == sample["score"]
     assert "SAMPLE" not in (real_run / "evalrunner.log").read_text()
+
+
+def test_a_sweep_without_a_sweep_dir_writes_under_multirun_date_time(tmp_path: Path) -> None:
+    proc = cli(["evalrunner", "-m", "dataset=vqav2", "shots=0,4"], tmp_path)
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [results] = tmp_path.glob("multirun/*/*/results.json")
+    assert [r["shots"] for r in json.loads(results.read_text())["vqav2"]] == [0, 4]
