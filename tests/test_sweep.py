@@ -107,3 +107,14 @@ def test_a_sweep_without_a_sweep_dir_writes_under_multirun_date_time(tmp_path: P
     assert proc.returncode == 0, proc.stderr[-2000:]
     [results] = tmp_path.glob("multirun/*/*/results.json")
     assert [r["shots"] for r in json.loads(results.read_text())["vqav2"]] == [0, 4]
+
+
+def test_the_local_submitit_launcher_runs_each_job_as_two_ranks(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+
+    proc = cli(["evalrunner", "-m", "hydra/launcher=local", "hydra.launcher.tasks_per_node=2", "dataset=vqav2",
+                "shots=0,4", f"hydra.sweep.dir={sweep}"], tmp_path)
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [r["shots"] for r in json.loads((sweep / "results.json").read_text())["vqav2"]] == [0, 4]
+    assert {json.loads(p.read_text())["world_size"] for p in sweep.glob("*/result.json")} == {2}
