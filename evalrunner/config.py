@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from omegaconf import MISSING
+
+from hydra_plugins.evalrunner_launcher.launcher import LocalLauncher, SlurmLauncher
 
 
 @dataclass
@@ -68,6 +71,11 @@ class EvalConfig:
     data_root: str | None = None  # None = bundled sample data
     dist_timeout_s: float = MISSING  # bound on any wait for another rank
 
+
+# Hydra instantiates launchers only from the hydra_plugins namespace, and an editable install hides that package
+# from its plugin scan, so ours are registered by hand.
+Plugins.instance().register(SlurmLauncher)
+Plugins.instance().register(LocalLauncher)
 
 _store = ConfigStore.instance()
 _store.store(name="evalrunner_schema", node=EvalConfig)

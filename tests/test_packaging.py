@@ -28,6 +28,7 @@ def test_a_built_wheel_finds_its_configs_and_sample_data_outside_the_checkout(tm
     names = zipfile.ZipFile(wheel).namelist()
     assert "evalrunner/conf/config.yaml" in names and "evalrunner/conf/hydra/launcher/slurm.yaml" in names
     assert "evalrunner/sample_data/vqav2/v2_mscoco_val2014_annotations.json" in names
+    assert "hydra_plugins/evalrunner_launcher/launcher.py" in names
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
 
     proc = subprocess.run(

@@ -121,3 +121,17 @@ def test_the_collector_reads_a_sweep_whose_launcher_died_before_its_jobs_ended(t
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads((sweep / "results.json").read_text())
     assert [r["shots"] for r in results["vqav2"]] == [1, 2]
+
+
+def test_a_dead_rank_fails_its_job_by_name_without_hanging_the_sweep(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+
+    proc = cli(["evalrunner", "-m", *ONE_NODE, "dataset=vqav2", "shots=1,2", "num_samples=20",
+                "model.name=faulty:FaultyModel", "+model.fail_rank=1", "+model.mode=die", "dist_timeout_s=15",
+                f"hydra.sweep.dir={sweep}"], tmp_path, timeout=300)
+
+    assert proc.returncode != 0
+    errors = [json.loads(p.read_text())["error"] for p in sweep.glob("*/error.json")]
+    assert len(errors) == 2
+    assert all("Ranks 1 failed to pass monitoredBarrier" in e for e in errors)
+    assert proc.stdout.count("FAILED  ") == 2

@@ -118,3 +118,18 @@ def test_the_local_submitit_launcher_runs_each_job_as_two_ranks(tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [r["shots"] for r in json.loads((sweep / "results.json").read_text())["vqav2"]] == [0, 4]
     assert {json.loads(p.read_text())["world_size"] for p in sweep.glob("*/result.json")} == {2}
+
+
+def test_a_job_that_crashes_hard_does_not_stop_the_wait_for_the_others(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+
+    # fail_rank=5 names no rank of a one-rank job, so that job runs normally
+    proc = cli(["evalrunner", "-m", "hydra/launcher=local", "dataset=vqav2", "num_samples=10",
+                "model.name=faulty:FaultyModel", "+model.mode=die", "+model.fail_rank=0,5",
+                f"hydra.sweep.dir={sweep}"], tmp_path)
+
+    assert proc.returncode != 0
+    assert "crashed" in proc.stdout + proc.stderr
+    assert len(json.loads((sweep / "results.json").read_text())["vqav2"][0]["trials"]) == 1
+    [unfinished] = [line for line in proc.stdout.splitlines() if line.startswith("UNFINISHED")]
+    assert "+model.fail_rank=0" in unfinished and "evalrunner.log" in unfinished

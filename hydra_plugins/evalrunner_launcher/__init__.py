@@ -1,0 +1,1 @@
+"""evalrunner's submitit launchers; Hydra only instantiates launchers found in the hydra_plugins namespace."""
