@@ -1,4 +1,4 @@
-"""The Hugging Face adapter on tiny, randomly initialised LLaVA and Idefics3 checkpoints built offline."""
+"""The Hugging Face adapter on tiny, randomly initialised LLaVA, Idefics3 and PaliGemma checkpoints built offline."""
 
 import json
 import os
@@ -38,6 +38,11 @@ def idefics3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_hf.build_idefics3(tmp_path_factory.mktemp("idefics3"))
 
 
+@pytest.fixture(scope="session")
+def paligemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_hf.build_paligemma(tmp_path_factory.mktemp("paligemma"))
+
+
 def adapter(path: Path | str, dataset: str = "vqav2", overrides: tuple[str, ...] = ()) -> HFModel:
     cfg = compose_cfg([f"dataset={dataset}", "model=hf", f"model.path={path}", *overrides])
     return HFModel(cfg.model, cfg.dataset, CPU)
@@ -67,6 +72,22 @@ def test_a_directory_that_is_not_a_checkpoint_is_an_error_naming_model_path(tmp_
 
     with pytest.raises(UserError, match="model.path=.*not a Hugging Face checkpoint"):
         adapter(tmp_path)
+
+
+def test_a_processor_that_needs_a_missing_package_is_a_one_line_error_naming_it(
+    llava: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import transformers
+
+    def needs_torchvision(*args: object, **kwargs: object) -> None:
+        raise ImportError("\nQwen2VLVideoProcessor requires the Torchvision library but it was not found. Check out")
+
+    monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", needs_torchvision)
+
+    with pytest.raises(UserError, match=r"model\.path=.*not installed \(Qwen2VLVideoProcessor requires the Tor") as e:
+        adapter(llava)
+
+    assert "\n" not in str(e.value) and str(e.value).endswith("was not found)")
 
 
 def test_a_chat_model_sees_demos_as_alternating_user_and_assistant_turns(llava: Path) -> None:
@@ -125,6 +146,29 @@ def test_a_jinja_chat_template_in_the_config_replaces_the_processors(llava: Path
     assert model.prompt_hash != adapter(llava).prompt_hash
 
 
+def test_paligemma_sees_every_image_first_then_the_demos_and_the_query_as_text(paligemma: Path) -> None:
+    model = adapter(paligemma)
+    query, demos = sample_items("vqav2", 1)[0], sample_items("vqav2", 2, pool=True)
+
+    prompt = model.prompt(query, demos)
+
+    shots = "\n".join(f"Question:{d.question} Short answer:{d.answer}" for d in demos)
+    assert prompt == f"<image><image><image>{shots}\nQuestion:{query.question} Short answer:"
+    assert model.prompt_style == "flamingo" and model.images_first
+
+
+def test_paligemma_input_has_all_image_tokens_then_one_bos_then_text(paligemma: Path) -> None:
+    model = adapter(paligemma)
+
+    batch = model.prepare(sample_items("vqav2", 1), [sample_items("vqav2", 2, pool=True)])
+
+    ids = batch["input_ids"][0].tolist()
+    image, bos = model.tokenizer.convert_tokens_to_ids(["<image>", "<bos>"])
+    assert ids[: 3 * 4 + 1] == [image] * 3 * 4 + [bos]  # 3 images of 4 tokens each
+    assert image not in ids[3 * 4 :] and ids.count(bos) == 1
+    assert batch["pixel_values"].shape[0] == 3
+
+
 def test_the_prompt_hash_names_the_template_in_use(llava: Path) -> None:
     chat, plain = adapter(llava), adapter(llava, overrides=("model.chat_template=false",))
 
@@ -134,7 +178,7 @@ def test_the_prompt_hash_names_the_template_in_use(llava: Path) -> None:
     assert all(len(h) == 12 and int(h, 16) >= 0 for h in hashes)
 
 
-@pytest.mark.parametrize("checkpoint", ["llava", "idefics3"])
+@pytest.mark.parametrize("checkpoint", ["llava", "idefics3", "paligemma"])
 def test_a_long_prompt_drops_leading_demos_and_keeps_the_query(checkpoint: str, request: pytest.FixtureRequest) -> None:
     path = request.getfixturevalue(checkpoint)
     probe = adapter(path)
@@ -158,7 +202,7 @@ def test_a_query_alone_past_the_context_length_is_an_error_naming_model_max_leng
         model.prepare(sample_items("vqav2", 1), [sample_items("vqav2", 2, pool=True)])
 
 
-@pytest.mark.parametrize("checkpoint", ["llava", "idefics3"])
+@pytest.mark.parametrize("checkpoint", ["llava", "idefics3", "paligemma"])
 @pytest.mark.parametrize("dataset", ["vqav2", "coco"])
 def test_generation_is_deterministic_with_one_text_per_item(
     checkpoint: str, dataset: str, request: pytest.FixtureRequest
@@ -174,7 +218,7 @@ def test_generation_is_deterministic_with_one_text_per_item(
     assert len(first) == 5 and all(isinstance(t, str) for t in first)
 
 
-@pytest.mark.parametrize("checkpoint", ["llava", "idefics3"])
+@pytest.mark.parametrize("checkpoint", ["llava", "idefics3", "paligemma"])
 def test_left_padding_leaves_each_items_greedy_output_as_if_alone(
     checkpoint: str, request: pytest.FixtureRequest
 ) -> None:
@@ -214,7 +258,7 @@ def test_the_sort_key_grows_with_the_number_of_demos(idefics3: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("checkpoint", ["llava", "idefics3"])
+@pytest.mark.parametrize("checkpoint", ["llava", "idefics3", "paligemma"])
 @pytest.mark.parametrize("dataset", ["vqav2", "coco"])
 def test_two_ranks_write_one_prediction_per_test_item_and_a_score(
     checkpoint: str, dataset: str, tmp_path: Path, request: pytest.FixtureRequest

@@ -35,7 +35,9 @@ def sample_corpus() -> list[str]:
     return lines
 
 
-def build_tokenizer(extra_specials: list[str], chat_template: str | None):  # -> PreTrainedTokenizerFast
+def build_tokenizer(
+    extra_specials: list[str], chat_template: str | None, bos: str = "<s>"
+):  # -> PreTrainedTokenizerFast
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -44,7 +46,7 @@ def build_tokenizer(extra_specials: list[str], chat_template: str | None):  # ->
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces, no prefix ever appears
     tok.train_from_iterator(sample_corpus(), trainers.WordLevelTrainer(special_tokens=SPECIALS + extra_specials))
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", bos_token="<s>", eos_token="</s>"
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", bos_token=bos, eos_token="</s>"
     )
     fast.add_special_tokens({"additional_special_tokens": ["<image>", *extra_specials]})
     if chat_template is not None:
@@ -147,5 +149,60 @@ def build_idefics3(out: Path, chat: bool = True) -> Path:
     processor = Idefics3Processor(
         image_processor=image_processor, tokenizer=tokenizer, image_seq_len=4, chat_template=template
     )
+    processor.save_pretrained(out)
+    return out
+
+
+def build_paligemma(out: Path) -> Path:
+    """PaliGemma: a 2-layer SigLIP on 16x16 images (4 patches of 8x8, so 4 image tokens) and a 2-layer Gemma; no chat
+    template, as in the pretrained checkpoints."""
+    import torch
+    from transformers import (
+        GemmaConfig,
+        PaliGemmaConfig,
+        PaliGemmaForConditionalGeneration,
+        PaliGemmaProcessor,
+        SiglipImageProcessor,
+    )
+
+    tokenizer = build_tokenizer(["<bos>"], None, bos="<bos>")
+    image_processor = SiglipImageProcessor(size={"height": 16, "width": 16})
+    image_processor.image_seq_length = 4
+    # The processor adds PaliGemma's location and segmentation tokens to the tokenizer: size the model after it.
+    processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    ids = tokenizer.convert_tokens_to_ids
+    text = GemmaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=512,
+        initializer_range=0.2,
+        pad_token_id=ids("[PAD]"),
+        bos_token_id=ids("<bos>"),
+        eos_token_id=ids("</s>"),
+    )
+    vision = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "image_size": 16,
+        "patch_size": 8,
+    }
+    config = PaliGemmaConfig(
+        vision_config=vision,
+        text_config=text.to_dict(),
+        image_token_index=ids("<image>"),
+        vocab_size=len(tokenizer),
+        projection_dim=32,
+        hidden_size=32,
+        pad_token_id=ids("[PAD]"),
+    )
+    torch.manual_seed(0)
+    PaliGemmaForConditionalGeneration(config).eval().save_pretrained(out)
     processor.save_pretrained(out)
     return out

@@ -17,6 +17,9 @@ from evalrunner.registry import register
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _MODEL_CLASSES = ("AutoModelForImageTextToText", "AutoModelForVision2Seq")  # the second: transformers < 4.46 names
+# PaliGemma saw every image ahead of <bos> and the text in training, and its processor puts <bos> right after the last
+# image placeholder: placeholders between demos would cut the text with a <bos>, so its images all go first.
+_IMAGES_FIRST = ("PaliGemmaProcessor",)
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -63,6 +66,10 @@ class HFModel:
             self.model = self._load_model(transformers, path, cfg, device)
         except (OSError, ValueError) as e:
             raise UserError(f"model.path={path}: cannot load it as a checkpoint ({_first_line(e)})") from None
+        except ImportError as e:
+            # e.g. Qwen2-VL's processor always builds its video processor, which needs torchvision.
+            needs = _first_line(e).split(". ")[0]
+            raise UserError(f"model.path={path}: loading it needs a package that is not installed ({needs})") from None
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"  # new tokens must follow every prompt directly
         if self.tokenizer.pad_token is None:
@@ -74,6 +81,9 @@ class HFModel:
         else:
             parts = [self.prompt_cfg.demo, self.prompt_cfg.query, self.prompt_cfg.separator, self.image_token]
         self.prompt_style = "chat" if self.chat_template is not None else "flamingo"
+        self.images_first = self.prompt_style == "flamingo" and type(self.processor).__name__ in _IMAGES_FIRST
+        if self.images_first:
+            parts.append("images first")
         self.prompt_hash = hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:12]
         text_config = self.model.config.get_text_config()
         context = cfg.max_length or getattr(text_config, "max_position_embeddings", None)
@@ -134,11 +144,11 @@ class HFModel:
                 messages, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
             )
         p = self.prompt_cfg
-        fill = [
-            str(p.demo).replace("<image>", self.image_token).format(question=d.question, answer=d.answer) for d in demos
-        ]
-        fill.append(str(p.query).replace("<image>", self.image_token).format(question=item.question, answer=""))
-        return str(p.separator).join(fill)
+        image = "" if self.images_first else self.image_token
+        fill = [str(p.demo).replace("<image>", image).format(question=d.question, answer=d.answer) for d in demos]
+        fill.append(str(p.query).replace("<image>", image).format(question=item.question, answer=""))
+        lead = self.image_token * (len(demos) + 1) if self.images_first else ""
+        return lead + str(p.separator).join(fill)
 
     def sort_key(self, item: Item, demos: list[Item]) -> int:
         return len(self.tokenizer(self.prompt(item, demos), add_special_tokens=False)["input_ids"])
@@ -178,6 +188,8 @@ class HFModel:
     @torch.inference_mode()
     def generate(self, batch: Any) -> list[str]:
         device = self.model.device
+        # labels (PaliGemma's processor makes them for fine-tuning) would have generate compute a loss on each step.
+        batch = {k: v for k, v in batch.items() if k != "labels"}
         # Only floating tensors take the model dtype: token ids and masks must stay integer.
         inputs = {
             k: v.to(device, dtype=self.dtype) if v.is_floating_point() else v.to(device)
