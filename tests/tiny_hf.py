@@ -117,6 +117,12 @@ def build_llava(out: Path, chat: bool = True) -> Path:
     return out
 
 
+
+def _vision(image_size: int) -> dict[str, int]:
+    """A 2-layer vision encoder with 8x8 patches."""
+    return {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "image_size": image_size, "patch_size": 8}
+
 def build_idefics3(out: Path, chat: bool = True) -> Path:
     """Idefics3 (the SmolVLM family): a 2-layer SigLIP-like encoder on 32x32 images, pixel shuffle by 2, so 4 image
     tokens, no image splitting, and a 2-layer Llama."""
@@ -126,14 +132,7 @@ def build_idefics3(out: Path, chat: bool = True) -> Path:
     template = CHAT_TEMPLATE.replace("{{ eot }}", "<end_of_utterance>") if chat else None
     tokenizer = build_tokenizer(IDEFICS_SPECIALS, template)
     ids = tokenizer.convert_tokens_to_ids
-    vision = {
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "image_size": 32,
-        "patch_size": 8,
-    }
+    vision = _vision(image_size=32)
     config = Idefics3Config(
         vision_config=vision,
         text_config=_llama(len(tokenizer), ids("[PAD]"), ids("<s>"), ids("</s>")).to_dict(),
@@ -185,14 +184,7 @@ def build_paligemma(out: Path) -> Path:
         bos_token_id=ids("<bos>"),
         eos_token_id=ids("</s>"),
     )
-    vision = {
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "image_size": 16,
-        "patch_size": 8,
-    }
+    vision = _vision(image_size=16)
     config = PaliGemmaConfig(
         vision_config=vision,
         text_config=text.to_dict(),
