@@ -144,12 +144,15 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
     write_json_atomic(out / jobdir.PREDICTIONS,
                       [{dataset.id_key: i, dataset.text_key: p} for i, p in sorted(predictions.items())])
     score_start = time.perf_counter()
-    score = dataset.score(predictions, items)
+    scored_ = dataset.score(predictions, items)
+    score = scored_.value
+    if scored_.per_item is not None:
+        write_json_atomic(out / jobdir.ITEM_SCORES, {str(i): s for i, s in sorted(scored_.per_item.items())})
     scored = time.perf_counter()
     result = {
         "dataset": cfg.dataset.name, "model": cfg.model.name, "shots": cfg.shots, "trial": cfg.trial,
         "seed": cfg.seed, "metric": dataset.metric, "score": score, "num_samples": len(items),
-        "sample_data": sample, "world_size": ranks.world, "fingerprint": fp,
+        "sample_data": sample, "world_size": ranks.world, "fingerprint": fp, **scored_.extra,
         **({"vqa_variant": cfg.dataset.vqa_variant} if dataset.task == "vqa" else {}),
         **({"prompt_hash": model.prompt_hash} if hasattr(model, "prompt_hash") else {}),
         "timings": {"load": loaded - start, "generate": generated - loaded, "gather": gathered_at - generated,

@@ -3,7 +3,7 @@
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,6 +20,15 @@ class Item:
     references: tuple[str, ...] = ()  # a test item's human answers or reference captions
 
 
+@dataclass(frozen=True)
+class Score:
+    """What a dataset's metric gives the job."""
+
+    value: float | None  # result.json's "score"; None for a split without public answers (a submission)
+    per_item: dict[int, float] | None = None  # item id -> score on the same scale; their mean is `value`
+    extra: dict[str, Any] = field(default_factory=dict)  # further result.json keys, e.g. "top5"
+
+
 class Dataset(Protocol):
     task: str  # "vqa" or "caption"
     id_key: str  # "question_id" or "image_id", the key in predictions.json
@@ -32,7 +41,7 @@ class Dataset(Protocol):
 
     def postprocess(self, text: str) -> str: ...
 
-    def score(self, predictions: Mapping[int, str], items: Sequence[Item]) -> float: ...
+    def score(self, predictions: Mapping[int, str], items: Sequence[Item]) -> Score: ...
 
 
 def resolve(data_root: Path, key: str, value: str) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from evalrunner.datasets.base import Item, expect_list, load_json, resolve
+from evalrunner.datasets.base import Item, Score, expect_list, load_json, resolve
 from evalrunner.errors import UserError
 from evalrunner.metrics import cider
 from evalrunner.registry import register
@@ -58,5 +58,5 @@ class CocoCaptions:
     def postprocess(self, text: str) -> str:
         return text.split("Output", 1)[0].replace('"', "").strip()
 
-    def score(self, predictions: Mapping[int, str], items: Sequence[Item]) -> float:
-        return cider(predictions, {it.id: it.references for it in items}, tokenizer=self.tokenizer)
+    def score(self, predictions: Mapping[int, str], items: Sequence[Item]) -> Score:
+        return Score(cider(predictions, {it.id: it.references for it in items}, tokenizer=self.tokenizer))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from evalrunner.datasets.base import Item, expect_list, load_json, resolve
+from evalrunner.datasets.base import Item, Score, expect_list, load_json, resolve
 from evalrunner.errors import UserError
-from evalrunner.metrics import vqa_accuracy
+from evalrunner.metrics.vqa import vqa_scores
 from evalrunner.registry import register
 
 _CUT = re.compile("Question|Answer|Short")
@@ -64,5 +64,7 @@ class VQAv2:
     def postprocess(self, text: str) -> str:
         return _CUT.split(text, 1)[0].split(", ", 1)[0].strip()
 
-    def score(self, predictions: Mapping[int, str], items: Sequence[Item]) -> float:
-        return vqa_accuracy(predictions, {it.id: it.references for it in items}, variant=self.variant)
+    def score(self, predictions: Mapping[int, str], items: Sequence[Item]) -> Score:
+        scores = vqa_scores(predictions, {it.id: it.references for it in items}, variant=self.variant)
+        # vqa_accuracy's arithmetic, so the job's score stays the metric's to the last bit
+        return Score(100 * sum(scores) / len(scores), {i: 100 * s for i, s in zip(predictions, scores)})
