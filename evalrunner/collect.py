@@ -6,6 +6,7 @@ the source of truth: the callback is skipped when the launching process dies, th
 
 import itertools
 import json
+import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,16 +19,21 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from evalrunner.config import RUNTIME_KEYS
 from evalrunner.errors import UserError
 from evalrunner.jobdir import FAILURE, RESULT
 from evalrunner.predictions import write_json_atomic
 
+_TABLE_KEYS = ("dataset", "shots", "trial")  # rows and trials of a results table
+
 
 @dataclass
 class Collected:
-    files: dict[str, Path] = field(default_factory=dict)  # model label -> results file written
+    files: dict[str, Path] = field(default_factory=dict)  # group label -> results file written
     tables: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    jobs: dict[str, list[tuple[Path, dict[str, Any]]]] = field(default_factory=dict)  # label -> (job dir, result)
     problems: list[str] = field(default_factory=list)  # failed, unfinished and missing jobs
+    submissions: list[str] = field(default_factory=list)  # jobs on a split without public answers
 
 
 def _expected_jobs(sweep_dir: Path) -> list[frozenset[str]] | None:
@@ -44,9 +50,24 @@ def _expected_jobs(sweep_dir: Path) -> list[frozenset[str]] | None:
     return [frozenset(combo) for combo in itertools.product(*choices)]
 
 
-def _model_label(config: dict[str, Any]) -> str:
-    model = config.get("model", {})
-    return f"{model.get('name')}:{model['path']}" if model.get("path") else str(model.get("name"))
+def _config_overrides(overrides: list[str]) -> tuple[str, ...]:
+    """The overrides that make a job's configuration: not the table's own axes, not the trial, not speed-only keys.
+
+    Jobs that share these are trials of one configuration; any other difference (seed, query_set_size,
+    vqa_variant, model.path, ...) is a different configuration and gets a results file of its own.
+    """
+    kept = []
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key not in _TABLE_KEYS and key not in RUNTIME_KEYS:
+            kept.append(o.lstrip("+"))
+    return tuple(sorted(kept))
+
+
+def _labels(signatures: list[tuple[str, ...]]) -> dict[tuple[str, ...], str]:
+    """Each configuration named by the overrides in which it differs from the others."""
+    shared = set.intersection(*(set(s) for s in signatures)) if signatures else set()
+    return {s: ",".join(o for o in s if o not in shared) or "default" for s in signatures}
 
 
 def _table(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -57,7 +78,7 @@ def _table(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for name in sorted(groups):
         rows = []
         for shots in sorted(groups[name]):
-            scores = [r["score"] for r in sorted(groups[name][shots], key=lambda r: (r["trial"], r["seed"]))]
+            scores = [r["score"] for r in sorted(groups[name][shots], key=lambda r: r["trial"])]
             rows.append({"shots": shots, "trials": scores, "mean": float(np.mean(scores)),
                          "stddev": float(np.std(scores))})
         table[name] = rows
@@ -71,7 +92,7 @@ def collect(sweep_dir: Path) -> Collected:
     if not job_dirs:
         raise UserError(f"SWEEP_DIR: {sweep_dir} holds no jobs (no */.hydra); pass the folder of a multirun sweep")
     out = Collected()
-    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_config: dict[tuple[str, ...], list[tuple[Path, dict[str, Any]]]] = defaultdict(list)
     seen: set[frozenset[str]] = set()
     for d in job_dirs:
         overrides_file = d / ".hydra" / "overrides.yaml"
@@ -81,7 +102,10 @@ def collect(sweep_dir: Path) -> Collected:
         log = next(iter(sorted(d.glob("*.log"))), d)
         if (d / RESULT).exists():
             result = json.loads((d / RESULT).read_text())
-            by_model[_model_label(result["config"])].append(result)
+            if result.get("score") is None:
+                out.submissions.append(f"SUBMISSION  {name}: no public answers; the submission file is in {d}")
+            else:
+                by_config[_config_overrides(overrides)].append((d, result))
         elif (d / FAILURE).exists():
             error = json.loads((d / FAILURE).read_text())["error"]
             out.problems.append(f"FAILED  {name}: {error.splitlines()[0]} (log: {log})")
@@ -90,25 +114,32 @@ def collect(sweep_dir: Path) -> Collected:
     for combo in _expected_jobs(sweep_dir) or []:
         if combo not in seen:
             out.problems.append(f"MISSING  {' '.join(sorted(combo))}: the job never started")
-    for label in sorted(by_model):
-        path = sweep_dir / ("results.json" if len(by_model) == 1 else f"results.{label.replace('/', '_')}.json")
-        out.tables[label] = _table(by_model[label])
+    labels = _labels(sorted(by_config))
+    for signature in sorted(by_config, key=labels.__getitem__):
+        label = labels[signature]
+        path = sweep_dir / ("results.json" if len(by_config) == 1 else f"results.{_file_safe(label)}.json")
+        out.jobs[label] = by_config[signature]
+        out.tables[label] = _table([r for _, r in by_config[signature]])
         if not path.exists() or json.loads(path.read_text()) != out.tables[label]:  # a rerun in place rewrites nothing
             write_json_atomic(path, out.tables[label])
         out.files[label] = path
     return out
 
 
+def _file_safe(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9=,._+-]", "_", label)
+
+
 def report(c: Collected) -> str:
     lines = []
     for label, table in c.tables.items():
-        lines.append(f"model {label} -> {c.files[label]}")
+        lines.append(f"{label} -> {c.files[label]}")
         lines.append(f"  {'dataset':<12}{'shots':>6}  {'mean':>8}  {'stddev':>7}  trials")
         for dataset, rows in table.items():
             for r in rows:
                 trials = " ".join(f"{s:.2f}" for s in r["trials"])
                 lines.append(f"  {dataset:<12}{r['shots']:>6}  {r['mean']:>8.2f}  {r['stddev']:>7.2f}  {trials}")
-    lines += c.problems
+    lines += c.submissions + c.problems
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ by `timeout_s`, so a rank that dies fails the job instead of hanging it.
 """
 
 import atexit
+import gc
 import json
 import logging
 import os
@@ -20,6 +21,10 @@ import torch.distributed as dist
 
 log = logging.getLogger(__name__)
 _ranks: "Ranks | None" = None
+# The only reference we keep to a process group. A ProcessGroupGloo still referenced when the interpreter finalizes
+# is destroyed after Python is gone, and its worker threads abort the process ("terminate called without an active
+# exception"), so shutdown() drops this and destroys the groups while Python is still alive.
+_cpu_group: Any = None
 
 
 @dataclass
@@ -28,12 +33,17 @@ class Ranks:
     world: int
     local_rank: int
     device: torch.device
-    group: Any = None  # a gloo group for CPU-side collectives, also when the default backend is nccl
     timeout: timedelta = timedelta(seconds=600)
+    healthy: bool = True  # False once a rank stopped answering: leaving then waits for nobody
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def group(self) -> Any:
+        """A gloo group for CPU-side collectives, also when the default backend is nccl."""
+        return _cpu_group
 
 
 def _export_submitit_env() -> None:
@@ -67,11 +77,34 @@ def init_ranks(timeout_s: float) -> Ranks:
     timeout = timedelta(seconds=timeout_s)
     if world == 1:
         return Ranks(0, 1, 0, device, timeout=timeout)
+    global _cpu_group
     dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
-    group = dist.new_group(backend="gloo", timeout=timeout) if cuda else dist.group.WORLD
-    _ranks = Ranks(rank, world, local_rank, device, group, timeout)
-    atexit.register(dist.destroy_process_group)
+    _cpu_group = dist.new_group(backend="gloo", timeout=timeout) if cuda else dist.group.WORLD
+    _ranks = Ranks(rank, world, local_rank, device, timeout)
+    atexit.register(shutdown)
     return _ranks
+
+
+def shutdown() -> None:
+    """Leave together, then destroy the groups while the interpreter is alive (registered with atexit).
+
+    Rank 0 scores after the others are done, so without the barrier the other ranks would tear down their groups
+    while rank 0 still holds connections to them. The barrier is bounded by dist_timeout_s, and skipped once a rank
+    is known to be gone.
+    """
+    global _ranks, _cpu_group
+    ranks, _ranks = _ranks, None
+    if ranks is None or not dist.is_initialized():
+        return
+    try:
+        if ranks.healthy:
+            dist.monitored_barrier(group=_cpu_group, timeout=ranks.timeout, wait_all_ranks=True)
+    except RuntimeError as e:
+        log.warning("rank %d: leaving without the other ranks: %s", ranks.rank, str(e).splitlines()[0])
+    finally:
+        _cpu_group = None
+        dist.destroy_process_group()
+        gc.collect()
 
 
 def broadcast(ranks: Ranks, value: Any) -> Any:
@@ -81,6 +114,15 @@ def broadcast(ranks: Ranks, value: Any) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0, group=ranks.group)
     return box[0]
+
+
+def all_gather_object(ranks: Ranks, value: Any) -> list[Any]:
+    """Every rank's value, in rank order, on every rank."""
+    if ranks.world == 1:
+        return [value]
+    values: list[Any] = [None] * ranks.world
+    dist.all_gather_object(values, value, group=ranks.group)
+    return values
 
 
 def check_all_healthy(ranks: Ranks, error: str | None) -> None:
@@ -93,6 +135,7 @@ def check_all_healthy(ranks: Ranks, error: str | None) -> None:
         # Names the ranks that never arrive (dead or hung) instead of blocking forever.
         dist.monitored_barrier(group=ranks.group, timeout=ranks.timeout, wait_all_ranks=True)
     except RuntimeError as e:
+        ranks.healthy = False
         detail = str(e).splitlines()[0].split("]: ")[-1]  # e.g. "Ranks 1 failed to pass monitoredBarrier in 10000 ms"
         raise RuntimeError(f"rank {ranks.rank}: other rank(s) did not answer within "
                            f"{ranks.timeout.total_seconds():.0f} s (dist_timeout_s): {detail}") from None

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from evalrunner import demos, distributed, jobdir
+from evalrunner import batches, demos, distributed, jobdir
 from evalrunner.datasets.base import Dataset, Item, check_images
 from evalrunner.errors import UserError
 from evalrunner.models import Model, build_model
@@ -82,7 +82,9 @@ def _record_failure(ranks: distributed.Ranks, out: Path, message: str) -> None:
 
 def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> float | None:
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    fp = jobdir.fingerprint(resolved)
+    if cfg.batch_size < 1:
+        raise UserError(f"batch_size={cfg.batch_size}: use a positive number")
+    fp = jobdir.fingerprint(resolved, batch_invariant=getattr(lookup("model", cfg.model.name), "batch_invariant", False))
     state: tuple[str, Any] = ("error", None)
     if ranks.is_main:
         try:
@@ -117,10 +119,12 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
         if resumed:
             log.info("resumed %d predictions", len(resumed))
     done = set(distributed.broadcast(ranks, sorted(resumed)))
-    shard = [it for it in items if it.id not in done][ranks.rank :: ranks.world]
     error = None
     try:
-        ids, texts = _generate(cfg, ranks, out, dataset, model, sampler, shard)
+        # batches: global
+        keys = _sort_keys(ranks, model, sampler, items)
+        mine = batches.deal(batches.form(items, cfg.batch_size, keys), done, ranks.rank, ranks.world)
+        ids, texts = _generate(cfg, ranks, out, dataset, model, sampler, mine)
     except Exception as e:
         error, ids, texts = f"{type(e).__name__}: {e}", [], []
         if isinstance(e, UserError) and ranks.world == 1:
@@ -175,17 +179,38 @@ class _Prepare:
         return items, self.model.prepare(items, [self.sampler(it) for it in items])
 
 
-def _generate(cfg: DictConfig, ranks: distributed.Ranks, out: Path, dataset: Dataset, model: Model,
-              sampler: demos.DemoSampler, shard: list[Item]) -> tuple[list[int], list[str]]:
+def _sort_keys(ranks: distributed.Ranks, model: Model, sampler: demos.DemoSampler, items: list[Item]) -> list[int] | None:
+    """The model's sort key of every test item (e.g. its prompt length, to cut padding), or None if it has none.
+
+    Each rank computes the keys of every world-th item and all ranks gather them, so the global order costs one
+    pass over the test set in all, whatever the number of ranks.
+    """
     sort_key = getattr(model, "sort_key", None)
-    if sort_key is not None and ranks.device.type == "cuda":
-        shard = sorted(shard, key=lambda it: sort_key(it, sampler(it)))
-    loader: DataLoader[Item] = DataLoader(shard, batch_size=cfg.batch_size,  # type: ignore[arg-type]
-                                         collate_fn=_Prepare(model, sampler), num_workers=cfg.num_workers)
+    if sort_key is None:
+        return None
+    try:
+        own: tuple[str | None, list[int]] = (None, [sort_key(it, sampler(it)) for it in items[ranks.rank :: ranks.world]])
+    except Exception as e:  # reported by every rank below, so that no rank waits alone in the gather
+        own = (f"{type(e).__name__}: {e}", [])
+    shares = distributed.all_gather_object(ranks, own)
+    failed = [f"rank {r}: {err}" for r, (err, _) in enumerate(shares) if err]
+    if failed:
+        raise RuntimeError(f"sort_key failed: {'; '.join(failed)}")
+    keys = [0] * len(items)
+    for r, (_, share) in enumerate(shares):
+        keys[r :: ranks.world] = share
+    return keys
+
+
+def _generate(cfg: DictConfig, ranks: distributed.Ranks, out: Path, dataset: Dataset, model: Model,
+              sampler: demos.DemoSampler, mine: list[list[Item]]) -> tuple[list[int], list[str]]:
+    # batch_size=None: the loader yields our batches as they are, prepared in its workers
+    loader: DataLoader[list[Item]] = DataLoader(mine, batch_size=None,  # type: ignore[arg-type]
+                                                collate_fn=_Prepare(model, sampler), num_workers=cfg.num_workers)
     writer = PartialWriter(out, ranks.rank)
     ids: list[int] = []
     texts: list[str] = []
-    bar = tqdm(total=len(shard), unit="item", disable=not ranks.is_main, dynamic_ncols=True,
+    bar = tqdm(total=sum(map(len, mine)), unit="item", disable=not ranks.is_main, dynamic_ncols=True,
                desc=f"{cfg.dataset.name} shots={cfg.shots} trial={cfg.trial}", mininterval=1.0)
     try:
         with torch.inference_mode():

@@ -20,9 +20,11 @@ FAILURE = "error.json"
 _STAMP = "fingerprint.json"
 
 
-def fingerprint(resolved: dict[str, Any]) -> str:
+def fingerprint(resolved: dict[str, Any], batch_invariant: bool = False) -> str:
+    """The config's hash without its speed-only keys. batch_size counts as speed-only only for a model whose output
+    does not depend on its batch: otherwise a rerun with another batch_size would mix two batchings in one job."""
     cfg = json.loads(json.dumps(resolved))
-    for key in RUNTIME_KEYS:
+    for key in RUNTIME_KEYS if batch_invariant else [k for k in RUNTIME_KEYS if k != "batch_size"]:
         *parents, leaf = key.split(".")
         node = cfg
         for p in parents:

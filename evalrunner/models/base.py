@@ -13,8 +13,10 @@ class Model(Protocol):
 
     `prepare` does the CPU work (image decoding, preprocessing, tokenizing) and runs in DataLoader workers, so it
     must only use what survives a fork. `generate` returns one raw text per item; the job post-processes it.
-    A model may also define `sort_key(item, demos) -> int`: the job then orders each rank's shard by it (to cut
-    padding), which changes no prediction because demos are seeded per item.
+    A model may also define `sort_key(item, demos) -> int`: the job then orders the whole test set by it before
+    cutting it into batches (to cut padding), the same way for any number of ranks. A model whose output for an item
+    does not depend on the other items of its batch sets `batch_invariant = True`; for any other model batch_size
+    is part of the job's config, so a rerun never mixes two batchings.
     """
 
     def prepare(self, items: list[Item], demos: list[list[Item]]) -> Any: ...

@@ -38,6 +38,7 @@ def question_similarity(a: str, b: str) -> float:
 
 @register("model", "nearest")
 class NearestDemo:
+    batch_invariant = True  # each item is answered on its own: batch_size only changes the speed
     def __init__(self, cfg: DictConfig, dataset_cfg: DictConfig, device: torch.device) -> None:
         self.latency_s = float(cfg.latency_s)
         self.is_vqa = dataset_cfg.task == "vqa"
