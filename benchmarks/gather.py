@@ -1,6 +1,6 @@
 """Gathers VQA predictions to rank 0 with evalrunner and with OpenFlamingo's pattern, timing both and measuring memory.
 
-Run as `python benchmarks/gather.py [--n 1000000] [--repeats 3]`; it spawns its own 2 gloo ranks on this machine.
+Run as `python benchmarks/gather.py [--n 1000000] [--repeats 3]` (`--smoke`: tiny sizes, for CI); it spawns its own 2 gloo ranks on this machine.
 Inputs are synthetic and seeded: `n` predictions of short VQA answers with question ids 262148000 + k, a small
 fraction of them repeats of the first questions, as DistributedSampler's padding produces; rank r holds every
 second one. Both methods must give rank 0 the same de-duplicated id -> answer mapping, which is asserted.
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from evalrunner.distributed import Ranks, close, gather_predictions, init_ranks
+from evalrunner.distributed import Ranks, gather_predictions, init_ranks, shutdown
 
 WORLD = 2
 FIRST_QID = 262148000
@@ -126,7 +126,7 @@ def _worker(rank: int, method: str, n: int, duplicates: int, port: int, results:
     if ranks.is_main:
         correct = merged == {FIRST_QID + k: answer(k) for k in range(n - duplicates)}
     results.put((method, rank, seconds, memory.peak, correct))
-    close(ranks)
+    shutdown()
 
 
 def _free_port() -> int:
@@ -160,7 +160,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="predictions over all ranks, duplicates included")
     parser.add_argument("--duplicates", type=float, default=0.001, help="fraction of n that are padding repeats")
     parser.add_argument("--repeats", type=int, default=3, help="fresh process pairs per method; the median is shown")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that the benchmark runs and agrees")
     args = parser.parse_args()
+    if args.smoke:
+        args.n, args.repeats = 20_000, 1
     duplicates = round(args.n * args.duplicates)
     runs: dict[str, list[dict[int, tuple[float, int]]]] = {m: [] for m in METHODS}
     for _ in range(args.repeats):

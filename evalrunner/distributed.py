@@ -35,6 +35,7 @@ class Ranks:
     device: torch.device
     timeout: timedelta = timedelta(seconds=600)
     healthy: bool = True  # False once a rank stopped answering: leaving then waits for nobody
+    checks: int = 0  # health checks so far, the same count on every rank
 
     @property
     def is_main(self) -> bool:
@@ -131,12 +132,13 @@ def check_all_healthy(ranks: Ranks, error: str | None) -> None:
         if error:
             raise RuntimeError(f"rank 0 failed: {error}")
         return
+    ranks.checks += 1
     try:
         # Names the ranks that never arrive (dead or hung) instead of blocking forever.
         dist.monitored_barrier(group=ranks.group, timeout=ranks.timeout, wait_all_ranks=True)
     except RuntimeError as e:
         ranks.healthy = False
-        detail = str(e).splitlines()[0].split("]: ")[-1]  # e.g. "Ranks 1 failed to pass monitoredBarrier in 10000 ms"
+        detail = _missing_ranks(ranks, str(e).splitlines()[0].split("]: ")[-1])
         raise RuntimeError(f"rank {ranks.rank}: other rank(s) did not answer within "
                            f"{ranks.timeout.total_seconds():.0f} s (dist_timeout_s): {detail}") from None
     errors: list[Any] = [None] * ranks.world
@@ -144,6 +146,24 @@ def check_all_healthy(ranks: Ranks, error: str | None) -> None:
     failed = [f"rank {r}: {e}" for r, e in enumerate(errors) if e]
     if failed:
         raise RuntimeError("; ".join(failed))
+
+
+def _missing_ranks(ranks: Ranks, detail: str) -> str:
+    """Which ranks did not arrive, on every rank: only rank 0's barrier knows, so it posts that in the store.
+
+    Rank 0's message reads "Ranks 2 failed to pass monitoredBarrier in 15000 ms"; the others only learn that rank 0
+    reported errors, so they read its message from the store, or name rank 0 if it posted none.
+    """
+    key = f"evalrunner/unhealthy/{ranks.checks}"
+    try:
+        store = dist.distributed_c10d._get_default_store()
+        if ranks.is_main:
+            store.set(key, detail)
+            return detail
+        store.wait([key], timedelta(seconds=10))
+        return store.get(key).decode()
+    except (RuntimeError, ValueError, AttributeError):  # no store, or rank 0 (which may host it) is gone
+        return detail if ranks.is_main else "rank 0 posted no verdict; Ranks 0 failed to answer"
 
 
 def _encode(ids: list[int], texts: list[str]) -> tuple[int, Callable[[np.ndarray], None]]:
@@ -202,3 +222,23 @@ def gather_predictions(ranks: Ranks, ids: list[int], texts: list[str]) -> dict[i
     while bufs:
         _merge(bufs.pop(0).numpy(), merged)
     return merged
+
+
+def gather_arrays(ranks: Ranks, array: np.ndarray) -> list[np.ndarray] | None:
+    """Every rank's 2-D float32 array on rank 0, in rank order; None on the others. Row counts may differ, and a rank
+    with nothing to send passes an array of 0 rows (any width)."""
+    if ranks.world == 1:
+        return [array]
+    shape = torch.tensor(array.shape, dtype=torch.int64)
+    shapes = [torch.empty_like(shape) for _ in range(ranks.world)]
+    dist.all_gather(shapes, shape, group=ranks.group)
+    rows, cols = max(int(s[0]) for s in shapes), max(int(s[1]) for s in shapes)
+    # dist.gather needs equal sizes: pad every array to the largest
+    padded = torch.zeros((rows, cols), dtype=torch.float32)
+    if array.size:
+        padded[: array.shape[0]] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    bufs = [torch.empty_like(padded) for _ in range(ranks.world)] if ranks.is_main else None
+    dist.gather(padded, bufs, dst=0, group=ranks.group)
+    if bufs is None:
+        return None
+    return [b[: int(s[0])].numpy() for b, s in zip(bufs, shapes)]

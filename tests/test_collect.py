@@ -59,13 +59,34 @@ def test_failed_unfinished_and_missing_jobs_are_reported_not_fatal(tmp_path: Pat
 
 def test_each_model_of_a_sweep_gets_its_own_results_file(tmp_path: Path) -> None:
     _job(tmp_path, ["model=nearest"], dataset="vqav2", shots=0, trial=0, score=30.0)
-    _job(tmp_path, ["model=hf"], dataset="vqav2", shots=0, trial=0, score=55.0,
+    _job(tmp_path, ["model=hf", "model.path=org/ckpt"], dataset="vqav2", shots=0, trial=0, score=55.0,
          model_cfg={"name": "hf", "path": "org/ckpt"})
 
     c = collect(tmp_path)
 
-    assert set(c.files) == {"nearest", "hf:org/ckpt"}
-    assert json.loads(c.files["hf:org/ckpt"].read_text())["vqav2"][0]["trials"] == [55.0]
-    assert json.loads(c.files["nearest"].read_text())["vqav2"][0]["trials"] == [30.0]
+    assert set(c.files) == {"model=nearest", "model.path=org/ckpt,model=hf"}
+    assert json.loads(c.files["model.path=org/ckpt,model=hf"].read_text())["vqav2"][0]["trials"] == [55.0]
+    assert c.files["model=nearest"] == tmp_path / "results.model=nearest.json"
+    assert json.loads(c.files["model=nearest"].read_text())["vqav2"][0]["trials"] == [30.0]
     assert not (tmp_path / "results.json").exists()
     assert main([str(tmp_path)]) == 0
+
+
+def test_jobs_that_differ_in_any_key_but_trial_are_never_merged_into_one_row(tmp_path: Path) -> None:
+    _sweep(tmp_path, ["dataset=vqav2", "shots=4", "query_set_size=50,1000", "seed=1,2", "trial=0,1", "batch_size=2"])
+    for q in (50, 1000):
+        for seed in (1, 2):
+            for trial in (0, 1):
+                _job(tmp_path, ["dataset=vqav2", "shots=4", f"query_set_size={q}", f"seed={seed}", f"trial={trial}",
+                                "batch_size=2"], dataset="vqav2", shots=4, trial=trial, score=q + seed + trial / 10)
+
+    c = collect(tmp_path)
+
+    assert sorted(c.files) == ["query_set_size=1000,seed=1", "query_set_size=1000,seed=2",
+                               "query_set_size=50,seed=1", "query_set_size=50,seed=2"]
+    for label, path in c.files.items():
+        q, seed = (int(part.split("=")[1]) for part in label.split(","))
+        [row] = json.loads(path.read_text())["vqav2"]
+        assert row["trials"] == [q + seed, q + seed + 0.1]
+    assert "query_set_size=50,seed=2 -> " in report(c)
+    assert c.problems == []

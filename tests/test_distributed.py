@@ -1,12 +1,15 @@
 """Real torchrun processes with gloo: the same predictions on any number of ranks, and faults that never hang."""
 
 import json
+import os
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from conftest import TESTS, cli
 
 pytestmark = pytest.mark.slow
 TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone")
@@ -56,15 +59,32 @@ def test_a_failing_rank_in_a_sweep_is_recorded_and_the_other_jobs_carry_on(tmp_p
     assert "rank 1" in json.loads(errors[0].read_text())["error"]
 
 
-def test_a_rank_that_dies_fails_the_job_within_the_timeout(tmp_path: Path) -> None:
+def test_a_rank_that_dies_fails_the_job_within_the_timeout_naming_it_while_the_others_wait(tmp_path: Path) -> None:
+    # Plain processes, not torchrun: torchrun would kill the other ranks itself once one dies.
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "WORLD_SIZE": "3", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(_free_port())}
+    args = [sys.executable, "-m", "evalrunner", "dataset=vqav2", "num_samples=20", "model.name=faulty:FaultyModel",
+            "+model.fail_rank=2", "+model.mode=die", "dist_timeout_s=15", f"hydra.run.dir={tmp_path / 'run'}"]
     start = time.monotonic()
+    procs = [subprocess.Popen(args, cwd=tmp_path, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(3)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    elapsed = time.monotonic() - start
 
-    proc = _torchrun(2, ["dataset=vqav2", "num_samples=20", "model.name=faulty:FaultyModel", "+model.fail_rank=1",
-                         "+model.mode=die", "dist_timeout_s=20"], tmp_path / "run", timeout=120)
-
-    assert proc.returncode != 0
-    assert time.monotonic() - start < 100
+    assert procs[2].returncode == 3  # the injected death
+    for rank in (0, 1):
+        assert procs[rank].returncode != 0
+        error = outputs[rank][1]
+        assert "did not answer within 15 s" in error, error[-2000:]
+        assert "2" in error.split("did not answer within 15 s")[1].splitlines()[0]
+    assert elapsed < 15 + 45
     assert not (tmp_path / "run" / "result.json").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_a_rank_that_hangs_fails_the_job_within_the_timeout_naming_it(tmp_path: Path) -> None:
