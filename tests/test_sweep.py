@@ -133,3 +133,22 @@ def test_a_job_that_crashes_hard_does_not_stop_the_wait_for_the_others(tmp_path:
     assert len(json.loads((sweep / "results.json").read_text())["vqav2"][0]["trials"]) == 1
     [unfinished] = [line for line in proc.stdout.splitlines() if line.startswith("UNFINISHED")]
     assert "+model.fail_rank=0" in unfinished and "evalrunner.log" in unfinished
+
+
+def test_a_sweep_over_two_keys_besides_trial_gives_one_results_file_per_configuration(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+
+    proc = cli(["evalrunner", "-m", "dataset=vqav2", "shots=4", "num_samples=30", "query_set_size=50,1000",
+                "seed=1,2", "trial=0,1", f"hydra.sweep.dir={sweep}"], tmp_path)
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not (sweep / "results.json").exists()
+    files = sorted(p.name for p in sweep.glob("results.*.json"))
+    assert files == [f"results.query_set_size={q},seed={s}.json" for q in (1000, 50) for s in (1, 2)]
+    for name in files:
+        q, s = (part.split("=")[1] for part in name[len("results."):-len(".json")].split(","))
+        [row] = json.loads((sweep / name).read_text())["vqav2"]
+        expected = [json.loads((sweep / f"dataset=vqav2,num_samples=30,query_set_size={q},seed={s},shots=4,trial={t}"
+                                / "result.json").read_text())["score"] for t in (0, 1)]
+        assert row["trials"] == expected
+        assert f"query_set_size={q},seed={s} -> {sweep / name}" in proc.stdout
