@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
+from nltk_resources import nltk_data  # noqa: F401  (session fixture: NLTK data for OK-VQA, built offline)
 from omegaconf import DictConfig
 
 import evalrunner.config  # noqa: F401  (stores the schema)
@@ -31,3 +33,30 @@ def cli(args: Sequence[str], cwd: Path, timeout: float = 300, launcher: Sequence
 @pytest.fixture
 def sample_root() -> Path:
     return SAMPLE
+
+
+@pytest.fixture
+def java() -> None:
+    """Java on PATH for pycocoevalcap's PTB jar: skip without it, but fail in CI, where .ci/test-env.sh installs it."""
+    if shutil.which("java") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no java on PATH: .ci/test-env.sh installs default-jre-headless")
+        pytest.skip("the PTB tokenizer needs Java (apt-get install default-jre-headless)")
+
+
+@pytest.fixture(scope="session")
+def llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight LLaVA checkpoint with a chat template (tests/tiny_hf.py)."""
+    pytest.importorskip("transformers", reason="model=hf tests need the hf extra: pip install -e '.[hf]'")
+    import tiny_hf
+
+    return tiny_hf.build_llava(tmp_path_factory.mktemp("llava"))
+
+
+@pytest.fixture(scope="session")
+def idefics3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Idefics3 checkpoint (tests/tiny_hf.py)."""
+    pytest.importorskip("transformers", reason="model=hf tests need the hf extra: pip install -e '.[hf]'")
+    import tiny_hf
+
+    return tiny_hf.build_idefics3(tmp_path_factory.mktemp("idefics3"))
