@@ -1,20 +1,24 @@
 """Times evalrunner's metrics against the reference implementations at full evaluation scale.
 
-Run as `python benchmarks/metrics.py [--quick]`. Inputs are synthetic and seeded: VQAv2-val-sized
-(214,354 questions x 10 answers) and COCO-test-sized (5,000 images x 5 references). Every pair of
-results is asserted equal before its time is reported.
+Run as `python benchmarks/metrics.py [--quick | --smoke] [--cider-only]`. Inputs are synthetic and
+seeded: VQAv2-val-sized (214,354 questions x 10 answers) and COCO-test-sized (5,000 images x 5
+references, realistic captions and the word soup of issue 9). Every pair of results is checked
+equal (CIDEr: per image and overall, bit for bit) before its time is reported; a failed check exits 1.
+`--smoke` runs tiny sizes in well under a minute, for CI.
 """
 
 import argparse
 import importlib.util
 import random
+import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from evalrunner.metrics import cider, vqa_accuracy
+from evalrunner.metrics import cider_scores, vqa_accuracy
 from evalrunner.metrics.vqa import vqa_scores
 
 _SUBJECTS = [
@@ -194,10 +198,11 @@ def vqa(questions: int, seed: int) -> tuple[dict[int, str], dict[int, list[str]]
     return predictions, answers
 
 
-def _oracles() -> ModuleType:
-    # tests/oracles.py is the one place that wraps the reference code; it is not an installed module.
-    path = Path(__file__).resolve().parent.parent / "tests" / "oracles.py"
-    spec = importlib.util.spec_from_file_location("evalrunner_test_oracles", path)
+def _test_module(name: str) -> ModuleType:
+    # tests/oracles.py is the one place that wraps the reference code, tests/captions.py makes the word
+    # soup; neither is an installed module.
+    path = Path(__file__).resolve().parent.parent / "tests" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"evalrunner_test_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -210,20 +215,27 @@ def _timed(function: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
+def _check(equal: bool, what: str) -> None:
+    if not equal:
+        sys.exit(f"benchmarks/metrics.py: {what} differs from the reference")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a tenth of the scale, for a smoke run")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="a tenth of the scale")
+    sizes.add_argument("--smoke", action="store_true", help="tiny sizes (under a minute) that still check equality")
     parser.add_argument("--cider-only", action="store_true", help="skip the VQA rows")
     args = parser.parse_args()
-    questions, images = (21_435, 1_000) if args.quick else (214_354, 5_000)
-    oracles = _oracles()
+    questions, images = (2_000, 200) if args.smoke else (21_435, 1_000) if args.quick else (214_354, 5_000)
+    oracles, soup = _test_module("oracles"), _test_module("captions")
     rows = []
 
     if not args.cider_only:
         predictions, answers = vqa(questions, seed=0)
         ours, ours_s = _timed(lambda: vqa_scores(predictions, answers, "official"))
         theirs, theirs_s = _timed(lambda: oracles.axlearn_scores(predictions, answers))
-        assert ours == theirs
+        _check(ours == theirs, "VQA official")
         rows.append(("VQA official", "axlearn metrics_vqa", questions, ours_s, theirs_s))
         for variant, run, name in [
             ("vqa2016", oracles.lavis_evaluator, "salesforce-lavis VQAEval"),
@@ -232,15 +244,27 @@ def main() -> None:
             annotations, results = oracles.vqa_api_inputs(predictions, answers)
             accuracy, ours_s = _timed(lambda v=variant: vqa_accuracy(predictions, answers, v))
             evaluator, theirs_s = _timed(lambda r=run, a=annotations, s=results: r(a, s))
-            assert round(accuracy, 2) == evaluator.accuracy["overall"], (accuracy, evaluator.accuracy)
+            _check(round(accuracy, 2) == evaluator.accuracy["overall"], f"VQA {variant}")
             rows.append((f"VQA {variant}", name, questions, ours_s, theirs_s))
+        entries = [{"pred_answer": p, "gt_answers": answers[q]} for q, p in predictions.items()]
+        evaluator = oracles.mmf_m4c_evaluators().TextVQAAccuracyEvaluator()
+        ours, ours_s = _timed(lambda: vqa_scores(predictions, answers, "textvqa"))
+        theirs, theirs_s = _timed(lambda: evaluator.eval_pred_list(entries))
+        _check(sum(ours) / len(ours) == theirs, "VQA textvqa")
+        rows.append(("VQA textvqa", "mmf m4c TextVQAAccuracyEvaluator", questions, ours_s, theirs_s))
 
-    predictions, references = captions(images, 5, seed=0)
-    (theirs_cider, _), theirs_s = _timed(lambda: oracles.pycocoevalcap_cider(predictions, references))
-    for tokenizer in ("python", "java"):
-        ours_cider, ours_s = _timed(lambda t=tokenizer: cider(predictions, references, t))
-        assert abs(ours_cider - theirs_cider) <= 1e-9 * abs(theirs_cider), (ours_cider, theirs_cider)
-        rows.append((f"CIDEr ({tokenizer} PTB + CIDEr-D)", "pycocoevalcap 1.2", images, ours_s, theirs_s))
+    for kind, (predictions, references) in [
+        ("captions", captions(images, 5, seed=0)),
+        ("word soup", soup.word_soup(images, 5, seed=0)),
+    ]:
+        (_, _, score, scores), theirs_s = _timed(
+            lambda p=predictions, r=references: oracles.pycocoevalcap_cider_run(p, r)
+        )
+        for tokenizer in ("python", "java"):
+            (value, per_image), ours_s = _timed(lambda p=predictions, r=references, t=tokenizer: cider_scores(p, r, t))
+            _check(list(per_image.values()) == [s * 100 for s in scores], f"CIDEr per image ({kind}, {tokenizer})")
+            _check(value == float(Decimal(repr(score)).scaleb(2)), f"CIDEr ({kind}, {tokenizer})")
+            rows.append((f"CIDEr, {kind} ({tokenizer} PTB + CIDEr-D)", "pycocoevalcap 1.2", images, ours_s, theirs_s))
 
     print("| metric | reference | items | ours (s) | reference (s) | speed-up |")
     print("|---|---|---:|---:|---:|---:|")

@@ -2,7 +2,8 @@
 
 The modules are loaded by file path: the packages' __init__ files import heavy dependencies
 (jax for axlearn, torch and friends for lavis and open_flamingo) that the metric files never use.
-No stubs are needed: each metric file imports only the standard library.
+No stubs are needed: each metric file imports only the standard library (OpenFlamingo's ok_vqa_utils.py
+also nltk and inflection, our okvqa extra).
 """
 
 import contextlib
@@ -48,6 +49,22 @@ def lavis_vqa() -> ModuleType:
 
 def openflamingo_vqa_metric() -> ModuleType:
     return _load("oracle_open_flamingo_vqa_metric", "open_flamingo", "eval/vqa_metric.py")
+
+
+def openflamingo_ok_vqa() -> ModuleType:
+    """postprocess_ok_vqa_generation and OKVQAStemmer; unlike the others it imports nltk and inflection."""
+    return _load("oracle_open_flamingo_ok_vqa_utils", "open_flamingo", "eval/ok_vqa_utils.py")
+
+
+def mmf_m4c_evaluators() -> ModuleType:
+    return _load("oracle_mmf_m4c_evaluators", "mmf", "utils/m4c_evaluators.py")
+
+
+def m4c_textvqa(predictions: Mapping[int, str], answers: Mapping[int, Sequence[str]]) -> tuple[float, list[float]]:
+    """TextVQA's TextVQAAccuracyEvaluator: the overall accuracy (a fraction) and each question's score."""
+    evaluator = mmf_m4c_evaluators().TextVQAAccuracyEvaluator()
+    entries = [{"pred_answer": pred, "gt_answers": list(answers[qid])} for qid, pred in predictions.items()]
+    return evaluator.eval_pred_list(entries), [evaluator.eval_pred_list([entry]) for entry in entries]
 
 
 def axlearn_scores(predictions: Mapping[int, str], answers: Mapping[int, Sequence[str]]) -> list[float]:
@@ -103,10 +120,13 @@ def openflamingo_evaluator(annotations: list, results: list) -> Any:
     return _run_vqa_eval(module.VQA, module.VQAEval, annotations, results)
 
 
-def pycocoevalcap_cider(
+def pycocoevalcap_cider_run(
     predictions: Mapping[int, str], references: Mapping[int, Sequence[str]]
-) -> tuple[float, list[float]]:
-    """PTBTokenizer + Cider as pycocoevalcap's COCOEvalCap.evaluate runs them, scaled x100."""
+) -> tuple[dict[int, list[str]], dict[int, list[str]], float, list[float]]:
+    """PTBTokenizer + Cider as pycocoevalcap's COCOEvalCap.evaluate runs them, on image ids in predictions' order.
+
+    Returns the tokenized references and predictions, the score and the per-image scores, unscaled.
+    """
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
@@ -116,7 +136,15 @@ def pycocoevalcap_cider(
         tokenizer = PTBTokenizer()
         gts_tokens, res_tokens = tokenizer.tokenize(gts), tokenizer.tokenize(res)
     score, scores = Cider().compute_score(gts_tokens, res_tokens)
-    return float(score) * 100, [float(s) * 100 for s in scores]
+    return gts_tokens, res_tokens, float(score), [float(s) for s in scores]
+
+
+def pycocoevalcap_cider(
+    predictions: Mapping[int, str], references: Mapping[int, Sequence[str]]
+) -> tuple[float, list[float]]:
+    """PTBTokenizer + Cider as pycocoevalcap's COCOEvalCap.evaluate runs them, scaled x100."""
+    _, _, score, scores = pycocoevalcap_cider_run(predictions, references)
+    return score * 100, [s * 100 for s in scores]
 
 
 def pycocoevalcap_tokenize(texts: Sequence[str]) -> list[str]:
@@ -126,3 +154,10 @@ def pycocoevalcap_tokenize(texts: Sequence[str]) -> list[str]:
     captions = {i: [{"caption": text}] for i, text in enumerate(texts)}
     tokenized = PTBTokenizer().tokenize(captions)
     return [tokenized[i][0] for i in range(len(texts))]
+
+
+def sklearn_roc_auc(scores: Sequence[float], labels: Sequence[int]) -> float:
+    """scikit-learn's roc_auc_score (the test extra); HatefulMemes' official metric, as OpenFlamingo calls it."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(list(labels), list(scores)))

@@ -129,11 +129,17 @@ def cider_d_scores(hypotheses: Sequence[Sequence[str]], references: Sequence[Seq
     return (scores / n_refs * 10.0).tolist()
 
 
-def cider(predictions: Mapping[int, str], references: Mapping[int, Sequence[str]], tokenizer: str = "python") -> float:
-    """CIDEr-D x100 over the image ids of `predictions`, after PTB tokenization.
+def cider_scores(
+    predictions: Mapping[int, str], references: Mapping[int, Sequence[str]], tokenizer: str = "python"
+) -> tuple[float, dict[int, float]]:
+    """CIDEr-D x100 over the image ids of `predictions`, and each image's CIDEr-D x100, after PTB tokenization.
 
-    `tokenizer` is "python" (Java only for texts outside what it is checked for) or "java" (all texts).
-    The idf depends on the set of images scored, so a subset's score is not a mean of shard scores.
+    Images are taken in the order of `predictions`' keys, which is the order pycocoevalcap's
+    COCOEvalCap takes its image ids in: the PTB jar reads all references (image by image, each
+    image's in their order) as one file and the predictions as another, and a text's tokens may
+    depend on the lines after it. The idf comes from the references of the images scored, so an
+    image's score depends on the whole set. The corpus score is pycocoevalcap's mean of the image
+    scores with its decimal point shifted (see below); each image score is pycocoevalcap's x 100.
     """
     if tokenizer not in ("python", "java"):
         raise ValueError(f"unknown tokenizer {tokenizer!r}; known: python, java")
@@ -143,12 +149,21 @@ def cider(predictions: Mapping[int, str], references: Mapping[int, Sequence[str]
         raise ValueError(f"{len(missing)} image ids have no reference captions, e.g. {sorted(missing)[:10]}")
     if not ids:
         raise ValueError("cider needs at least one prediction")
-    texts = list(dict.fromkeys(chain.from_iterable([predictions[i], *references[i]] for i in ids)))
-    tokens = dict(zip(texts, tokenize(texts, tokenizer), strict=True))
-    hypotheses = [tokens[predictions[i]] for i in ids]
-    refs = [[tokens[r] for r in references[i]] for i in ids]
-    score = float(np.mean(np.array(cider_d_scores(hypotheses, refs))))
+    reference_tokens = iter(tokenize([r for i in ids for r in references[i]], tokenizer))
+    refs = [[next(reference_tokens) for _ in references[i]] for i in ids]
+    hypotheses = tokenize([predictions[i] for i in ids], tokenizer)
+    scores = cider_d_scores(hypotheses, refs)
+    score = float(np.mean(np.array(scores)))
     # Shift pycocoevalcap's shortest decimal repr by two places rather than multiplying by 100, so
     # our digits read exactly as its printed score (0.5997905185184199 -> 59.97905185184199,
     # where "* 100" would give 59.979051851841994); the two differ by at most one ulp.
-    return float(Decimal(repr(score)).scaleb(2))
+    return float(Decimal(repr(score)).scaleb(2)), {i: s * 100 for i, s in zip(ids, scores, strict=True)}
+
+
+def cider(predictions: Mapping[int, str], references: Mapping[int, Sequence[str]], tokenizer: str = "python") -> float:
+    """CIDEr-D x100 over the image ids of `predictions`, after PTB tokenization (see `cider_scores`).
+
+    `tokenizer` is "python" (Java only for a text set with texts outside what it is checked for) or
+    "java" (always). The idf depends on the set of images scored, so a subset's score is not a mean of shard scores.
+    """
+    return cider_scores(predictions, references, tokenizer)[0]
