@@ -6,12 +6,11 @@ content changed, and never writes into OTHER_SWEEP_DIR.
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from evalrunner.errors import UserError
+from evalrunner.predictions import write_atomic
 from evalrunner.report import intervals, plot, render
 from evalrunner.report.cells import sweep_cells
 
@@ -20,20 +19,7 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     """Atomically replace path with data unless it already holds exactly that; True when written."""
     if path.exists() and path.read_bytes() == data:
         return False
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the report from the rest of a team
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data)
     return True
 
 
