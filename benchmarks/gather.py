@@ -1,6 +1,7 @@
 """Gathers VQA predictions to rank 0 with evalrunner and with OpenFlamingo's pattern, timing both and measuring memory.
 
-Run as `python benchmarks/gather.py [--n 1000000] [--repeats 3]` (`--smoke`: tiny sizes, for CI); it spawns its own 2 gloo ranks on this machine.
+Run as `python benchmarks/gather.py [--n 1000000] [--repeats 3]` (`--smoke`: tiny sizes, for CI); it spawns
+its own 2 gloo ranks on this machine.
 Inputs are synthetic and seeded: `n` predictions of short VQA answers with question ids 262148000 + k, a small
 fraction of them repeats of the first questions, as DistributedSampler's padding produces; rank r holds every
 second one. Both methods must give rank 0 the same de-duplicated id -> answer mapping, which is asserted.

@@ -85,7 +85,8 @@ def _table(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return table
 
 
-def collect(sweep_dir: Path) -> Collected:
+def collect(sweep_dir: Path, write: bool = True) -> Collected:
+    """The sweep's tables and problems; with `write`, also its results files (the report only reads a sweep)."""
     if not sweep_dir.is_dir():
         raise UserError(f"SWEEP_DIR: {sweep_dir} is not a directory; pass a multirun/<date>/<time> folder")
     job_dirs = sorted(p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir)
@@ -120,7 +121,8 @@ def collect(sweep_dir: Path) -> Collected:
         path = sweep_dir / ("results.json" if len(by_config) == 1 else f"results.{_file_safe(label)}.json")
         out.jobs[label] = by_config[signature]
         out.tables[label] = _table([r for _, r in by_config[signature]])
-        if not path.exists() or json.loads(path.read_text()) != out.tables[label]:  # a rerun in place rewrites nothing
+        fresh = not path.exists() or json.loads(path.read_text()) != out.tables[label]  # a rerun rewrites nothing
+        if write and fresh:
             write_json_atomic(path, out.tables[label])
         out.files[label] = path
     return out
@@ -131,14 +133,22 @@ def _file_safe(label: str) -> str:
 
 
 def report(c: Collected) -> str:
+    from evalrunner.report.intervals import table_intervals  # the report's bootstrap (numpy only)
+
+    intervals = table_intervals(c)
     lines = []
     for label, table in c.tables.items():
+        shown = any(key[0] == label for key in intervals)  # a column only where jobs saved per-item scores
         lines.append(f"{label} -> {c.files[label]}")
-        lines.append(f"  {'dataset':<12}{'shots':>6}  {'mean':>8}  {'stddev':>7}  trials")
+        lines.append(f"  {'dataset':<12}{'shots':>6}  {'mean':>8}  {'stddev':>7}  "
+                     + (f"{'95% interval':<18}  " if shown else "") + "trials")
         for dataset, rows in table.items():
             for r in rows:
                 trials = " ".join(f"{s:.2f}" for s in r["trials"])
-                lines.append(f"  {dataset:<12}{r['shots']:>6}  {r['mean']:>8.2f}  {r['stddev']:>7.2f}  {trials}")
+                iv = intervals.get((label, dataset, r["shots"]))
+                ci = "n/a" if iv is None else f"[{iv[0]:.2f}, {iv[1]:.2f}]"
+                lines.append(f"  {dataset:<12}{r['shots']:>6}  {r['mean']:>8.2f}  {r['stddev']:>7.2f}  "
+                             + (f"{ci:<18}  " if shown else "") + trials)
     lines += c.submissions + c.problems
     return "\n".join(lines)
 

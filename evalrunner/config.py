@@ -47,29 +47,103 @@ class Coco(Dataset):
 
 
 @dataclass
-class VQAv2(Dataset):
+class Flickr30k(Dataset):
+    karpathy_file: str = MISSING  # dataset_flickr30k.json, relative to data_root or absolute
+    image_dir: str = MISSING  # images are <image_dir>/<filename>
+    test_split: str = MISSING  # Karpathy split of the test items
+    demo_split: str = MISSING  # Karpathy split of the demos
+    cider_tokenizer: str = MISSING  # python | java
+
+
+@dataclass
+class VQA(Dataset):
+    vqa_variant: str = MISSING  # official | vqa2016 | openflamingo | textvqa
+    demo_answer: str = MISSING  # majority | first (OpenFlamingo: the first annotator's answer)
+
+
+@dataclass
+class VQAv2(VQA):
     test_questions: str = MISSING  # relative to data_root or absolute
-    test_annotations: str = MISSING
+    test_annotations: str | None = MISSING  # null = a test split without answers: predictions.json is the submission
     demo_questions: str = MISSING
     demo_annotations: str = MISSING
     test_images: str = MISSING  # a pattern with {image_id}
     demo_images: str = MISSING
-    vqa_variant: str = MISSING  # official | vqa2016 | openflamingo
+
+
+@dataclass
+class OKVQA(VQAv2):
+    pass
+
+
+@dataclass
+class VizWiz(VQA):
+    test_annotations: str = MISSING  # Annotations/<split>.json; test.json (no answers) makes a submission
+    demo_annotations: str = MISSING
+    test_image_dir: str = MISSING  # holds the files named by the annotations' "image"
+    demo_image_dir: str = MISSING
+
+
+@dataclass
+class TextVQA(VQA):
+    test_file: str = MISSING  # TextVQA_0.5.1_<split>.json; the test file (no answers) makes a submission
+    demo_file: str = MISSING
+    test_image_dir: str = MISSING  # holds <image_id>.jpg
+    demo_image_dir: str = MISSING
+
+
+@dataclass
+class Classification:
+    """A dataset whose answers are ranked, not generated: no generation settings."""
+
+    name: str = MISSING  # registry name
+    task: str = MISSING  # classification
+    prompt: Prompt = field(default_factory=Prompt)
+
+
+@dataclass
+class ImageNet(Classification):
+    test_dir: str = MISSING  # ImageFolder of the test images, <test_dir>/<wnid>/*.JPEG (relative to data_root)
+    demo_dir: str = MISSING  # ImageFolder of the demo images
+    class_names: str | None = None  # wnid<TAB>name table; None = test_dir/../class_names.tsv, else the standard 1,000
+
+
+@dataclass
+class HatefulMemes(Classification):
+    test_file: str = MISSING  # jsonl of {id, img, label, text}; a file without labels makes a submission
+    demo_file: str = MISSING  # jsonl of the demos
+    image_dir: str = MISSING  # the folder that each line's `img` path is relative to
+
+
+@dataclass
+class Protocol:
+    name: str = MISSING  # official | openflamingo
+    zero_shot_text_demos: int = MISSING  # at shots=0, this many demos are shown as text only (OpenFlamingo: 2)
+
+
+@dataclass
+class Rices:
+    model: str = MISSING  # CLIP checkpoint (directory or hub id) whose image embeddings rank the demos
+    batch_size: int = MISSING  # images per global batch when computing features
+    cache_dir: str | None = None  # None = $XDG_CACHE_HOME/evalrunner/rices (~/.cache/evalrunner/rices)
 
 
 @dataclass
 class EvalConfig:
     dataset: Any = MISSING  # a conf/dataset/*.yaml
+    protocol: Protocol = field(default_factory=Protocol)  # a conf/protocol/*.yaml
     model: Any = MISSING  # a conf/model/*.yaml
     shots: int = MISSING  # demos per test item
     trial: int = MISSING  # trial index; seeds the demos with `seed`
     seed: int = MISSING  # base seed
     num_samples: int | None = None  # None = whole test split
     query_set_size: int = MISSING  # pool that demos are drawn from
-    batch_size: int = MISSING  # items per generation batch, per rank
+    batch_size: int = MISSING  # items per batch, cut from the whole test set and dealt to the ranks
     num_workers: int = MISSING  # DataLoader workers per rank
     data_root: str | None = None  # None = bundled sample data
     dist_timeout_s: float = MISSING  # bound on any wait for another rank
+    demo_selection: str = MISSING  # random | rices
+    rices: Rices = field(default_factory=Rices)  # settings of demo_selection=rices
 
 
 # Hydra instantiates launchers only from the hydra_plugins namespace, and an editable install hides that package
@@ -81,6 +155,12 @@ _store = ConfigStore.instance()
 _store.store(name="evalrunner_schema", node=EvalConfig)
 _store.store(group="dataset", name="coco_schema", node=Coco)
 _store.store(group="dataset", name="vqav2_schema", node=VQAv2)
+_store.store(group="dataset", name="okvqa_schema", node=OKVQA)
+_store.store(group="dataset", name="vizwiz_schema", node=VizWiz)
+_store.store(group="dataset", name="textvqa_schema", node=TextVQA)
+_store.store(group="dataset", name="flickr30k_schema", node=Flickr30k)
+_store.store(group="dataset", name="imagenet_schema", node=ImageNet)
+_store.store(group="dataset", name="hatefulmemes_schema", node=HatefulMemes)
 
 # Keys that change how fast a job runs but not what it predicts; a rerun that differs only in these resumes.
-RUNTIME_KEYS = ("batch_size", "num_workers", "dist_timeout_s", "model.latency_s")
+RUNTIME_KEYS = ("batch_size", "num_workers", "dist_timeout_s", "model.latency_s", "rices.batch_size", "rices.cache_dir")

@@ -16,8 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from evalrunner import batches, demos, distributed, jobdir
-from evalrunner.datasets.base import Dataset, Item, check_images
+from evalrunner import batches, demos, distributed, jobdir, protocol, tasks
+from evalrunner.datasets.base import Dataset, Item, check_images, prediction_records
 from evalrunner.errors import UserError
 from evalrunner.models import Model, build_model
 from evalrunner.predictions import PartialWriter, read_partials, write_json_atomic
@@ -84,7 +84,9 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     if cfg.batch_size < 1:
         raise UserError(f"batch_size={cfg.batch_size}: use a positive number")
-    fp = jobdir.fingerprint(resolved, batch_invariant=getattr(lookup("model", cfg.model.name), "batch_invariant", False))
+    # RICES settings do not touch a job whose demos are random, so changing them must not refuse its folder
+    kept = {k: v for k, v in resolved.items() if k != "rices" or resolved.get("demo_selection") == "rices"}
+    fp = jobdir.fingerprint(kept, batch_invariant=getattr(lookup("model", cfg.model.name), "batch_invariant", False))
     state: tuple[str, Any] = ("error", None)
     if ranks.is_main:
         try:
@@ -95,8 +97,8 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
     if status == "error":
         raise UserError(found)
     if found is not None:
-        log.info("%s already holds the result of this config (%s %.2f): nothing to do", out, found["metric"],
-                 found["score"])
+        log.info("%s already holds the result of this config (%s %s): nothing to do", out, found["metric"],
+                 _shown(found["score"]))
         return found["score"]
 
     root = data_root(cfg)
@@ -105,16 +107,18 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
         log.warning("data_root is not set: scoring the bundled SAMPLE data (%s), not the real benchmark", root)
     dataset: Dataset = lookup("dataset", cfg.dataset.name)(cfg.dataset, root)
     items = demos.select_test_items(dataset.test_items(), cfg.num_samples, cfg.seed)
-    query = demos.query_set(dataset.demo_pool(), cfg.query_set_size, cfg.seed, cfg.trial)
-    sampler = demos.DemoSampler(query, cfg.shots, cfg.seed, cfg.trial)
     check_images(items, f"dataset ({cfg.dataset.name} test images)")
-    check_images(query if cfg.shots else [], f"dataset ({cfg.dataset.name} demo images)")
+    sampler = demos.build_sampler(cfg, dataset, items, root, ranks, protocol.demo_count(cfg))
+    if protocol.text_demos(cfg):
+        sampler = protocol.TextOnly(sampler)
     model = build_model(cfg.model, cfg.dataset, ranks.device)
+    predict = tasks.predictor(dataset, model, cfg.model.name)  # generate or rank, as the dataset's kind says
     loaded = time.perf_counter()
 
     resumed: dict[int, str] = {}
     if ranks.is_main:
         jobdir.claim(out, fp)
+        write_json_atomic(out / jobdir.DEMOS, demos.record(sampler, items))
         resumed = read_partials(out)
         if resumed:
             log.info("resumed %d predictions", len(resumed))
@@ -124,7 +128,7 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
         # batches: global
         keys = _sort_keys(ranks, model, sampler, items)
         mine = batches.deal(batches.form(items, cfg.batch_size, keys), done, ranks.rank, ranks.world)
-        ids, texts = _generate(cfg, ranks, out, dataset, model, sampler, mine)
+        ids, texts = _generate(cfg, ranks, out, predict, model, sampler, mine)
     except Exception as e:
         error, ids, texts = f"{type(e).__name__}: {e}", [], []
         if isinstance(e, UserError) and ranks.world == 1:
@@ -145,8 +149,7 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
     gathered_at = time.perf_counter()
 
     # Saved before scoring, so a scoring failure loses no generation.
-    write_json_atomic(out / jobdir.PREDICTIONS,
-                      [{dataset.id_key: i, dataset.text_key: p} for i, p in sorted(predictions.items())])
+    write_json_atomic(out / jobdir.PREDICTIONS, prediction_records(dataset, predictions))
     score_start = time.perf_counter()
     scored_ = dataset.score(predictions, items)
     score = scored_.value
@@ -157,29 +160,34 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
         "dataset": cfg.dataset.name, "model": cfg.model.name, "shots": cfg.shots, "trial": cfg.trial,
         "seed": cfg.seed, "metric": dataset.metric, "score": score, "num_samples": len(items),
         "sample_data": sample, "world_size": ranks.world, "fingerprint": fp, **scored_.extra,
-        **({"vqa_variant": cfg.dataset.vqa_variant} if dataset.task == "vqa" else {}),
+        "protocol": protocol.name(cfg), **({"vqa_variant": cfg.dataset.vqa_variant} if dataset.task == "vqa" else {}),
         **({"prompt_hash": model.prompt_hash} if hasattr(model, "prompt_hash") else {}),
         "timings": {"load": loaded - start, "generate": generated - loaded, "gather": gathered_at - generated,
                     "score": scored - score_start, "total": time.perf_counter() - start},
         "config": resolved,
     }
     write_json_atomic(out / jobdir.RESULT, result)
-    log.info("%s %s shots=%d trial=%d: %s %.2f%s", cfg.dataset.name, cfg.model.name, cfg.shots, cfg.trial,
-             dataset.metric, score, " (SAMPLE data)" if sample else "")
+    log.info("%s %s shots=%d trial=%d: %s %s%s", cfg.dataset.name, cfg.model.name, cfg.shots, cfg.trial,
+             dataset.metric, _shown(score), " (SAMPLE data)" if sample else "")
     return score
+
+
+def _shown(score: float | None) -> str:
+    # A split without public answers is scored by the challenge server: predictions.json is the submission.
+    return "n/a (submission: predictions.json)" if score is None else f"{score:.2f}"
 
 
 class _Prepare:
     """The DataLoader's collate_fn: draws each item's demos and lets the model do its CPU work."""
 
-    def __init__(self, model: Model, sampler: demos.DemoSampler) -> None:
+    def __init__(self, model: Model, sampler: demos.Sampler) -> None:
         self.model, self.sampler = model, sampler
 
     def __call__(self, items: list[Item]) -> tuple[list[Item], Any]:
         return items, self.model.prepare(items, [self.sampler(it) for it in items])
 
 
-def _sort_keys(ranks: distributed.Ranks, model: Model, sampler: demos.DemoSampler, items: list[Item]) -> list[int] | None:
+def _sort_keys(ranks: distributed.Ranks, model: Model, sampler: demos.Sampler, items: list[Item]) -> list[int] | None:
     """The model's sort key of every test item (e.g. its prompt length, to cut padding), or None if it has none.
 
     Each rank computes the keys of every world-th item and all ranks gather them, so the global order costs one
@@ -188,8 +196,9 @@ def _sort_keys(ranks: distributed.Ranks, model: Model, sampler: demos.DemoSample
     sort_key = getattr(model, "sort_key", None)
     if sort_key is None:
         return None
+    own: tuple[str | None, list[int]]
     try:
-        own: tuple[str | None, list[int]] = (None, [sort_key(it, sampler(it)) for it in items[ranks.rank :: ranks.world]])
+        own = (None, [sort_key(it, sampler(it)) for it in items[ranks.rank :: ranks.world]])
     except Exception as e:  # reported by every rank below, so that no rank waits alone in the gather
         own = (f"{type(e).__name__}: {e}", [])
     shares = distributed.all_gather_object(ranks, own)
@@ -202,8 +211,8 @@ def _sort_keys(ranks: distributed.Ranks, model: Model, sampler: demos.DemoSample
     return keys
 
 
-def _generate(cfg: DictConfig, ranks: distributed.Ranks, out: Path, dataset: Dataset, model: Model,
-              sampler: demos.DemoSampler, mine: list[list[Item]]) -> tuple[list[int], list[str]]:
+def _generate(cfg: DictConfig, ranks: distributed.Ranks, out: Path, predict: tasks.Predict, model: Model,
+              sampler: demos.Sampler, mine: list[list[Item]]) -> tuple[list[int], list[str]]:
     # batch_size=None: the loader yields our batches as they are, prepared in its workers
     loader: DataLoader[list[Item]] = DataLoader(mine, batch_size=None,  # type: ignore[arg-type]
                                                 collate_fn=_Prepare(model, sampler), num_workers=cfg.num_workers)
@@ -215,10 +224,7 @@ def _generate(cfg: DictConfig, ranks: distributed.Ranks, out: Path, dataset: Dat
     try:
         with torch.inference_mode():
             for batch_items, batch in loader:
-                raw = model.generate(batch)
-                if len(raw) != len(batch_items):
-                    raise RuntimeError(f"model returned {len(raw)} texts for {len(batch_items)} items")
-                preds = [dataset.postprocess(t) for t in raw]
+                preds = predict(batch_items, batch)
                 batch_ids = [it.id for it in batch_items]
                 writer.append(batch_ids, preds)
                 ids += batch_ids

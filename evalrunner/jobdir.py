@@ -15,6 +15,7 @@ from evalrunner.predictions import PARTIAL_DIR, write_json_atomic
 
 RESULT = "result.json"
 PREDICTIONS = "predictions.json"
+DEMOS = "demos.json"  # test item id -> its demos' ids in prompt order
 ITEM_SCORES = "item_scores.json"  # id -> the item's score, for bootstrap intervals in the report
 FAILURE = "error.json"
 _STAMP = "fingerprint.json"

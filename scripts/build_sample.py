@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import easy_vqa
+import sample_classify
+import sample_more
 from PIL import Image
 
 SEED = 0
@@ -267,7 +269,7 @@ The same easy-vqa and Pillow versions give byte-identical files; `tests/test_sam
 def build(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and not (out / LICENSE_FILE).is_file():
         raise SystemExit(f"{out} is not empty and not an earlier sample; refusing to write into it")
-    for stale in ("coco", "vqav2"):
+    for stale in ("coco", "vqav2", *sample_more.NAMES, *sample_classify.NAMES):
         shutil.rmtree(out / stale, ignore_errors=True)
     rng = random.Random(SEED)
     items = load_items(rng)
@@ -288,7 +290,10 @@ def build(out: Path) -> None:
         train_questions=sum(len(i.qas) for i in items if i.split == "train"),
         val_questions=sum(len(i.qas) for i in items if i.split == "test"),
     )
-    (out / "README.md").write_text(readme, encoding="utf-8")
+    sample_more.build(out, items, sample_more.Tools(human_answers, captions, VQA_INFO, VQA_LICENSE, write_json,
+                                                    write_jpeg))
+    sample_classify.build(out, items, write_jpeg)
+    (out / "README.md").write_text(readme + sample_more.readme() + sample_classify.readme(), encoding="utf-8")
     license_text = importlib.metadata.distribution("easy-vqa").read_text("LICENSE")
     assert license_text, "the easy-vqa distribution ships its MIT license; it must travel with the images"
     (out / LICENSE_FILE).write_text(license_text, encoding="utf-8")

@@ -7,7 +7,7 @@ import pytest
 
 from evalrunner.metrics import vqa_accuracy
 from evalrunner.metrics.vqa import vqa_scores
-from evalrunner.metrics.vqa_normalize import normalize, process_punctuation
+from evalrunner.metrics.vqa_normalize import normalize, normalize_evalai, process_punctuation
 
 # Public reference cases, copied from shared/refdata (see tests/refdata/README.md for provenance).
 REFDATA = Path(__file__).resolve().parent / "refdata"
@@ -216,3 +216,46 @@ def test_missing_answers_raise_an_error_naming_the_question_ids() -> None:
 def test_an_unknown_variant_raises_an_error_listing_the_known_ones() -> None:
     with pytest.raises(ValueError, match="official, vqa2016, openflamingo"):
         vqa_accuracy({1: "yes"}, {1: ["yes"] * 10}, variant="vqa2017")
+
+
+# EvalAI's processing splits off "'s" and deletes commas and question marks before anything else.
+_EVALAI_BASES = ["it's", "IT'S", "john's book", "1,000", "3,5", "what?", "why?!", "a,b", "'s", "s's", "dog's."]
+
+
+def test_textvqa_variant_equals_mmfs_m4c_evaluator_question_by_question_and_overall() -> None:
+    predictions, answers = _random_questions(seed=3, count=5000)
+    rng = random.Random(4)
+    for qid in range(5000, 6000):
+        pool = [rng.choice(_EVALAI_BASES + _BASES) for _ in range(3)]
+        answers[qid] = [rng.choice(pool) for _ in range(10)]
+        predictions[qid] = rng.choice([answers[qid][0].upper(), rng.choice(_EVALAI_BASES), pool[1] + "?"])
+
+    overall, theirs = oracles.m4c_textvqa(predictions, answers)
+    ours = vqa_scores(predictions, answers, "textvqa")
+
+    assert ours == theirs
+    assert sum(ours) / len(ours) == overall
+    assert vqa_accuracy(predictions, answers, "textvqa") == 100 * sum(ours) / len(ours)
+    assert {0.0, 1.0} <= set(theirs) and len({s for s in theirs if 0 < s < 1}) >= 3
+
+
+def test_evalai_normalization_equals_mmfs_answer_processor_on_random_strings() -> None:
+    rng = random.Random(5)
+    alphabet = "ab sSyesnotwo1234567890,,..../-!?;:'\"()[]{}<>=+_@`\\\t\n éİ€\u00a0"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(5000)]
+    texts += _EVALAI_BASES + ["." * n + "5" for n in range(30, 40)]
+    processor = oracles.mmf_m4c_evaluators().EvalAIAnswerProcessor()
+
+    ours = [normalize_evalai(t) for t in texts]
+
+    assert ours == [processor(t) for t in texts]
+
+
+def test_textvqa_variant_always_normalizes_unlike_official() -> None:
+    unanimous = ["coca cola"] * 10
+
+    official = vqa_scores({1: "Coca-Cola's"}, {1: unanimous}, "official")
+    textvqa = vqa_scores({1: "Coca Cola"}, {1: unanimous}, "textvqa")
+
+    assert official == [0.0]
+    assert textvqa == [1.0]

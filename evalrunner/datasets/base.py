@@ -14,7 +14,7 @@ from evalrunner.errors import UserError
 class Item:
     id: int  # the key of the prediction: question_id for VQA, image_id for captions
     image_id: int
-    image_path: str
+    image_path: str  # "" for a demo shown as text only (OpenFlamingo's zero-shot, protocol.zero_shot_text_demos)
     question: str = ""  # VQA only
     answer: str = ""  # a demo's target text: the majority answer, or the first caption
     references: tuple[str, ...] = ()  # a test item's human answers or reference captions
@@ -42,6 +42,14 @@ class Dataset(Protocol):
     def postprocess(self, text: str) -> str: ...
 
     def score(self, predictions: Mapping[int, str], items: Sequence[Item]) -> Score: ...
+
+
+def prediction_records(dataset: Dataset, predictions: Mapping[int, str]) -> list[dict[str, Any]]:
+    """predictions.json, by item id; a dataset whose challenge takes another format (VizWiz) defines `record`."""
+    record = getattr(dataset, "record", None)
+    if record is None:
+        return [{dataset.id_key: i, dataset.text_key: p} for i, p in sorted(predictions.items())]
+    return [record(i, p) for i, p in sorted(predictions.items())]
 
 
 def resolve(data_root: Path, key: str, value: str) -> Path:

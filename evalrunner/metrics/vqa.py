@@ -1,16 +1,17 @@
-"""VQA accuracy under the three conventions that published numbers use (see refdata/README.md).
+"""VQA accuracy under the four conventions that published numbers use (see refdata/README.md).
 
 Each answer is min(1, humans-that-agree / 3) averaged over the ten leave-one-out sets of human
 answers. Human answers are compared by position, so duplicates in a list are counted as distinct
 annotators even when, as in VizWiz, they carry no answer_id. OpenFlamingo's own copy compares
 answer dicts instead and so undercounts duplicates there; our "openflamingo" variant does not.
+"textvqa" is TextVQA's m4c evaluator (mmf): EvalAI's processing of every answer, always.
 """
 
 from collections.abc import Callable, Mapping, Sequence
 
-from evalrunner.metrics.vqa_normalize import normalize, process_punctuation, strip_layout
+from evalrunner.metrics.vqa_normalize import normalize, normalize_evalai, process_punctuation, strip_layout
 
-VARIANTS = ("official", "vqa2016", "openflamingo")
+VARIANTS = ("official", "vqa2016", "openflamingo", "textvqa")
 
 
 class _Memo(dict[str, str]):
@@ -51,8 +52,13 @@ def _openflamingo(pred: str, human: Sequence[str], _: _Memo, full: _Memo) -> tup
     return full[pred], [full[h] for h in human]
 
 
-_PREPARE = {"official": _official, "vqa2016": _vqa2016, "openflamingo": _openflamingo}
-_PARTIAL = {"official": strip_layout, "vqa2016": process_punctuation, "openflamingo": strip_layout}
+def _textvqa(pred: str, human: Sequence[str], evalai: _Memo, _: _Memo) -> tuple[str, list[str]]:
+    return evalai[pred], [evalai[h] for h in human]
+
+
+_PREPARE = {"official": _official, "vqa2016": _vqa2016, "openflamingo": _openflamingo, "textvqa": _textvqa}
+_PARTIAL = {"official": strip_layout, "vqa2016": process_punctuation, "openflamingo": strip_layout,
+            "textvqa": normalize_evalai}
 
 
 def vqa_scores(

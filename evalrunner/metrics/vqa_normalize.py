@@ -1,4 +1,4 @@
-"""The answer normalization of the official VQA evaluation (GT-Vision-Lab/VQA vqaEval.py).
+"""The answer normalization of the official VQA evaluation (GT-Vision-Lab/VQA vqaEval.py), and EvalAI's.
 
 The tables are the official ones (BSD-2, Aishwarya Agrawal), quirks included, because published
 VQA numbers depend on them: e.g. "somebody'd" maps to "somebodyd" and the capitalised keys can
@@ -75,3 +75,12 @@ def process_digit_article(text: str) -> str:
 def normalize(text: str) -> str:
     """Full normalization of one answer: layout, punctuation, then number words, articles, contractions."""
     return process_digit_article(process_punctuation(strip_layout(text)))
+
+
+def normalize_evalai(text: str) -> str:
+    """EvalAI's answer processing (TextVQA's m4c evaluator), applied to predictions and human answers alike.
+
+    It first lower-cases, deletes every comma and question mark and splits off "'s"; then it is the full
+    normalization. With the commas gone, the digit-comma-digit rule can never fire, as in EvalAI's code.
+    """
+    return normalize(text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip())

@@ -1,11 +1,22 @@
-"""The model adapter protocol: a batch of test items with their demos in, generated texts out."""
+"""The model adapter protocol: a batch of test items with their demos in, generated texts or candidate scores out."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from evalrunner.datasets.base import Item
+
+
+@dataclass(frozen=True)
+class LogLikelihoods:
+    """What `rank` gives: arrays of shape (items, candidates), float64."""
+
+    total: np.ndarray  # log P(candidate | prompt): the sum over the candidate's tokens
+    mean: np.ndarray  # the same divided by the candidate's number of tokens (OpenFlamingo's normalize_length)
 
 
 class Model(Protocol):
@@ -22,6 +33,11 @@ class Model(Protocol):
     def prepare(self, items: list[Item], demos: list[list[Item]]) -> Any: ...
 
     def generate(self, batch: Any) -> list[str]: ...
+
+    def rank(self, batch: Any, candidates: Sequence[str]) -> LogLikelihoods:
+        """Score every candidate as the continuation of every item's prompt (classification datasets only; a model
+        that cannot may leave it out, and such a dataset then stops with an error saying so)."""
+        ...
 
 
 def build_model(model_cfg: DictConfig, dataset_cfg: DictConfig, device: torch.device) -> Model:

@@ -5,6 +5,7 @@ transformers is imported inside the class only: the registry imports this module
 
 import hashlib
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -13,6 +14,8 @@ from PIL import Image
 
 from evalrunner.datasets.base import Item
 from evalrunner.errors import UserError
+from evalrunner.models.base import LogLikelihoods
+from evalrunner.models.hf_rank import candidate_logprobs
 from evalrunner.registry import register
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -59,8 +62,10 @@ class HFModel:
         _check_path(path)
         self.dtype = resolve_dtype(str(cfg.dtype), device)
         self.is_vqa = dataset_cfg.task == "vqa"
+        self.is_rank = dataset_cfg.task == "classification"  # scores candidates (rank) instead of generating
         self.prompt_cfg = dataset_cfg.prompt
-        self.generation = dataset_cfg.generation
+        self.generation = None if self.is_rank else dataset_cfg.generation
+        self.rank_chunk = int(cfg.get("rank_chunk") or 64)
         try:
             self.processor = transformers.AutoProcessor.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
             self.model = self._load_model(transformers, path, cfg, device)
@@ -71,7 +76,8 @@ class HFModel:
             needs = _first_line(e).split(". ")[0]
             raise UserError(f"model.path={path}: loading it needs a package that is not installed ({needs})") from None
         self.tokenizer = self.processor.tokenizer
-        self.tokenizer.padding_side = "left"  # new tokens must follow every prompt directly
+        # New tokens must follow every prompt directly; ranking right-pads instead (see hf_rank: its positions).
+        self.tokenizer.padding_side = "right" if self.is_rank else "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.image_token = str(getattr(self.processor, "image_token", None) or "<image>")
@@ -87,7 +93,9 @@ class HFModel:
         self.prompt_hash = hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:12]
         text_config = self.model.config.get_text_config()
         context = cfg.max_length or getattr(text_config, "max_position_embeddings", None)
-        self.max_prompt_tokens = None if context is None else int(context) - int(self.generation.max_new_tokens)
+        self.context = None if context is None else int(context)
+        reserve = 0 if self.generation is None else int(self.generation.max_new_tokens)  # rank checks its own
+        self.max_prompt_tokens = None if context is None else int(context) - reserve
 
     def _load_model(self, transformers: Any, path: str, cfg: DictConfig, device: torch.device) -> Any:
         kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}
@@ -129,8 +137,9 @@ class HFModel:
 
     def _user_turn(self, item: Item) -> list[dict[str, str]]:
         instruction = str(self.prompt_cfg.instruction)
-        text = f"{item.question}\n{instruction}" if self.is_vqa else instruction
-        return [{"type": "image"}, {"type": "text", "text": text}]
+        text = f"{item.question}\n{instruction}" if self.is_vqa or item.question else instruction  # e.g. a meme's text
+        # A text-only demo (image_path "", OpenFlamingo's zero-shot) gets no image in its turn.
+        return [{"type": "image"}] * bool(item.image_path) + [{"type": "text", "text": text}]
 
     def prompt(self, item: Item, demos: list[Item]) -> str:
         """The full prompt text, with one image placeholder per demo and one for the query, in image order."""
@@ -145,9 +154,10 @@ class HFModel:
             )
         p = self.prompt_cfg
         image = "" if self.images_first else self.image_token
-        fill = [str(p.demo).replace("<image>", image).format(question=d.question, answer=d.answer) for d in demos]
+        fill = [str(p.demo).replace("<image>", image if d.image_path else "")
+                .format(question=d.question, answer=d.answer) for d in demos]
         fill.append(str(p.query).replace("<image>", image).format(question=item.question, answer=""))
-        lead = self.image_token * (len(demos) + 1) if self.images_first else ""
+        lead = self.image_token * (sum(bool(d.image_path) for d in demos) + 1) if self.images_first else ""
         return lead + str(p.separator).join(fill)
 
     def sort_key(self, item: Item, demos: list[Item]) -> int:
@@ -156,14 +166,15 @@ class HFModel:
     def _encode(self, items: list[Item], demos: list[list[Item]], images: dict[str, Image.Image]) -> Any:
         texts = [self.prompt(it, ds) for it, ds in zip(items, demos, strict=True)]
         pictures = [
-            [images[d.image_path] for d in ds] + [images[it.image_path]] for it, ds in zip(items, demos, strict=True)
+            [images[d.image_path] for d in ds if d.image_path] + [images[it.image_path]]
+            for it, ds in zip(items, demos, strict=True)
         ]
         return self.processor(text=texts, images=pictures, padding=True, return_tensors="pt")
 
     def prepare(self, items: list[Item], demos: list[list[Item]]) -> Any:
         images: dict[str, Image.Image] = {}
         for path in [it.image_path for it in items] + [d.image_path for ds in demos for d in ds]:
-            if path not in images:
+            if path and path not in images:
                 with Image.open(path) as img:
                     images[path] = img.convert("RGB")
         kept = [list(ds) for ds in demos]
@@ -198,6 +209,8 @@ class HFModel:
         }
         inputs.update({k: v for k, v in batch.items() if not isinstance(v, torch.Tensor)})
         g = self.generation
+        if g is None:
+            raise RuntimeError("generate() on a classification dataset, which ranks candidates instead")
         beams = int(g.num_beams)
         # length_penalty only means something to beam search; greedy decoding warns when it is passed.
         extra = {"length_penalty": float(g.length_penalty)} if beams > 1 else {}
@@ -211,3 +224,20 @@ class HFModel:
         )
         new_tokens = out[:, inputs["input_ids"].shape[1] :]
         return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    @torch.inference_mode()
+    def rank(self, batch: Any, candidates: Sequence[str]) -> LogLikelihoods:
+        # Candidates are tokenized on their own and appended to the prompt's tokens, as OpenFlamingo does.
+        key = tuple(candidates)
+        if getattr(self, "_candidate_key", None) != key:
+            self._candidate_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in candidates]
+            self._candidate_key = key
+        device = self.model.device
+        inputs = {
+            k: v.to(device, dtype=self.dtype) if v.is_floating_point() else v.to(device)
+            for k, v in batch.items()
+            if isinstance(v, torch.Tensor) and k != "labels"
+        }
+        total, mean = candidate_logprobs(self.model, inputs, self._candidate_ids, self.rank_chunk,
+                                         int(self.tokenizer.pad_token_id), self.context)
+        return LogLikelihoods(total=total, mean=mean)

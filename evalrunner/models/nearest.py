@@ -5,6 +5,7 @@ It needs no weights and is deterministic, so its scores rise with shots (more de
 
 import re
 import time
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -14,9 +15,12 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from evalrunner.datasets.base import Item
+from evalrunner.models.base import LogLikelihoods
 from evalrunner.registry import register
 
 _WORD = re.compile(r"[a-z0-9]+")
+UNSEEN = -1e6  # the rank score of a candidate that no demo answered
+QUESTION_WEIGHT = 10.0  # rank: a demo asking something else is this much farther, in squared thumbnail distance
 
 
 @lru_cache(maxsize=8192)
@@ -46,6 +50,8 @@ class NearestDemo:
         self.min_question_similarity = float(cfg.min_question_similarity)
 
     def prepare(self, items: list[Item], demos: list[list[Item]]) -> Any:
+        # Text-only demos (OpenFlamingo's zero-shot) have no image to compare: the baseline answers as with none.
+        demos = [[d for d in ds if d.image_path] for ds in demos]
         return [(it, ds, image_features(it.image_path), [image_features(d.image_path) for d in ds])
                 for it, ds in zip(items, demos)]
 
@@ -67,3 +73,27 @@ class NearestDemo:
         else:
             best = min(range(len(demos)), key=lambda i: (distance[i], i))
         return demos[best].answer
+
+    def rank(self, batch: Any, candidates: Sequence[str]) -> LogLikelihoods:
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        scores = np.array([self._scores(it, ds, feat, demo_feats, candidates) for it, ds, feat, demo_feats in batch],
+                          dtype=np.float64).reshape(len(batch), len(candidates))
+        # A candidate counts as one token, so its mean is its total.
+        return LogLikelihoods(total=scores, mean=scores.copy())
+
+    def _scores(self, item: Item, demos: list[Item], feat: np.ndarray, demo_feats: list[np.ndarray],
+                candidates: Sequence[str]) -> list[float]:
+        """Per candidate: minus the distance to the nearest demo whose answer it is (UNSEEN if none is); with no
+        demos every candidate ties."""
+        column = {c: j for j, c in reversed(list(enumerate(candidates)))}
+        scores = [UNSEEN] * len(candidates)
+        for demo, f in zip(demos, demo_feats):
+            j = column.get(demo.answer)
+            if j is None:
+                continue
+            distance = float(np.square(feat - f).sum())
+            if item.question:
+                distance += QUESTION_WEIGHT * (1 - question_similarity(item.question, demo.question))
+            scores[j] = max(scores[j], -distance)
+        return scores

@@ -1,0 +1,107 @@
+"""ImageNet-1k in the ImageFolder layout (val/<wnid>/*.JPEG, train/<wnid>/*.JPEG), by ranking every class name.
+
+Names come from a wnid -> name table, by wnid, never by folder position: a subset of the class folders still gets
+the right names. The default table is the standard 1,000 names of CLIP and wise-ft (OpenFlamingo's list), in
+`imagenet_classes.tsv`. Two pairs of classes share a name there ("missile", "sunglasses"): a name is one candidate,
+and it is right for either class, as in OpenFlamingo, which compares names.
+"""
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig
+
+from evalrunner.datasets.base import Item, Score, resolve
+from evalrunner.errors import UserError
+from evalrunner.metrics.classification import topk_hits
+from evalrunner.registry import register
+
+STANDARD_NAMES = Path(__file__).with_name("imagenet_classes.tsv")
+LOCAL_NAMES = "class_names.tsv"  # a table next to train/ and val/ replaces the standard one
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+TOP_K = 5
+DEMO_IDS = 10_000_000  # demo image ids start here, so no demo ever shares an id with a test image
+
+
+def read_names(path: Path, key: str) -> dict[str, str]:
+    if not path.is_file():
+        raise UserError(f"{key}: file not found: {path}; give a wnid<TAB>name table, or null for the standard one")
+    names: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        wnid, tab, name = line.partition("\t")
+        if not tab or not wnid or not name.strip():
+            raise UserError(f"{key}: line {number} of {path} is not 'wnid<TAB>name'; fix the table")
+        names[wnid] = name.strip()
+    return names
+
+
+def image_folder(root: Path, key: str, names: Mapping[str, str], first_id: int) -> list[Item]:
+    if not root.is_dir():
+        raise UserError(f"{key}: directory not found: {root}; set data_root or {key} to an ImageFolder "
+                        "(<dir>/<wnid>/*.JPEG)")
+    wnids = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    unknown = [w for w in wnids if w not in names]
+    if unknown:
+        raise UserError(f"{key}: {len(unknown)} class folder(s) of {root} are not in the class-name table, first "
+                        f"{unknown[0]}; name folders by wnid, or set dataset.class_names")
+    files = [(w, f) for w in wnids for f in sorted(os.listdir(root / w)) if f.lower().endswith(IMAGE_SUFFIXES)]
+    if not files:
+        raise UserError(f"{key}: {root} holds no images in <wnid>/ folders; it must be an ImageFolder")
+    return [Item(id=first_id + i, image_id=first_id + i, image_path=str(root / w / f), answer=names[w],
+                 references=(names[w],)) for i, (w, f) in enumerate(files)]
+
+
+@register("dataset", "imagenet")
+class ImageNet:
+    task = "classification"
+    kind = "rank"
+    id_key = "image"
+    text_key = "class"
+    metric = "top-1 accuracy"
+
+    def __init__(self, cfg: DictConfig, data_root: Path) -> None:
+        test_dir = resolve(data_root, "dataset.test_dir", cfg.test_dir)
+        local = test_dir.parent / LOCAL_NAMES
+        if cfg.class_names is not None:
+            table = resolve(data_root, "dataset.class_names", cfg.class_names)
+        else:
+            table = local if local.is_file() else STANDARD_NAMES
+        names = read_names(table, "dataset.class_names")
+        self.class_names = table
+        self.candidates = list(dict.fromkeys(names.values()))  # table order; a shared name is one candidate
+        self._test = image_folder(test_dir, "dataset.test_dir", names, 0)
+        self._demos = image_folder(resolve(data_root, "dataset.demo_dir", cfg.demo_dir), "dataset.demo_dir", names,
+                                   DEMO_IDS)
+        # predictions.json names each image by its path under imagenet/ (the folder holding val/ and train/)
+        self._relative = {it.id: Path(it.image_path).relative_to(test_dir.parent).as_posix() for it in self._test}
+
+    def test_items(self) -> list[Item]:
+        return self._test
+
+    def demo_pool(self) -> list[Item]:
+        return self._demos
+
+    def postprocess(self, text: str) -> str:
+        return text
+
+    def decide(self, mean: np.ndarray) -> list[str]:
+        """The top-5 names by per-token mean log-likelihood (OpenFlamingo's normalize_length); ties go to the
+        earlier name in the table, so the choice never depends on anything else."""
+        order = np.argsort(-mean, kind="stable")[:TOP_K]
+        return [self.candidates[j] for j in order]
+
+    def record(self, item_id: int, prediction: str) -> dict[str, Any]:
+        top = json.loads(prediction)
+        return {"image": self._relative[item_id], "class": top[0], "top5": top}
+
+    def score(self, predictions: Mapping[int, str], items: Sequence[Item]) -> Score:
+        ranked = [json.loads(predictions[it.id]) for it in items]
+        labels = [it.references[0] for it in items]
+        top1 = topk_hits(ranked, labels, 1)
+        top5 = topk_hits(ranked, labels, TOP_K)
+        per_item = {it.id: 100.0 * hit for it, hit in zip(items, top1)}
+        return Score(100 * sum(top1) / len(items), per_item, {"top5": 100 * sum(top5) / len(items)})
