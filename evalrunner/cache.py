@@ -29,6 +29,13 @@ os.umask(_UMASK)  # read once: mkstemp makes files 0600, but other users' jobs m
 log = logging.getLogger(__name__)
 
 
+def folder(setting: object, kind: str) -> Path:
+    """The folder a config key names, or by default $XDG_CACHE_HOME/evalrunner/<kind> (~/.cache/evalrunner/<kind>)."""
+    if setting is not None:
+        return Path(os.path.expanduser(str(setting)))
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "evalrunner" / kind
+
+
 def key(files: Iterable[str | os.PathLike[str]], config: Mapping[str, Any]) -> str:
     """A hex digest of every file's path, size and mtime (in order) and a JSON-able config.
 

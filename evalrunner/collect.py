@@ -6,6 +6,7 @@ the source of truth: the callback is skipped when the launching process dies, th
 
 import itertools
 import json
+import os
 import re
 import sys
 from collections import defaultdict
@@ -155,6 +156,9 @@ def report(c: Collected) -> str:
 
 class CollectCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if os.environ.get("RANK", "0") != "0":
+            # Under torchrun every rank runs the sweep; only rank 0 has scored the last job when its sweep ends.
+            return
         c = collect(Path(config.hydra.sweep.dir))
         print(report(c), flush=True)
         if c.problems:

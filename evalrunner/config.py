@@ -141,9 +141,11 @@ class EvalConfig:
     batch_size: int = MISSING  # items per batch, cut from the whole test set and dealt to the ranks
     num_workers: int = MISSING  # DataLoader workers per rank
     data_root: str | None = None  # None = bundled sample data
+    index_dir: str | None = None  # None = $XDG_CACHE_HOME/evalrunner/index: the datasets' parsed, memory-mapped items
     dist_timeout_s: float = MISSING  # bound on any wait for another rank
     demo_selection: str = MISSING  # random | rices
     rices: Rices = field(default_factory=Rices)  # settings of demo_selection=rices
+    reuse_model: bool = True  # a job reuses the weights loaded by this process's previous job (speed only)
 
 
 # Hydra instantiates launchers only from the hydra_plugins namespace, and an editable install hides that package
@@ -163,4 +165,5 @@ _store.store(group="dataset", name="imagenet_schema", node=ImageNet)
 _store.store(group="dataset", name="hatefulmemes_schema", node=HatefulMemes)
 
 # Keys that change how fast a job runs but not what it predicts; a rerun that differs only in these resumes.
-RUNTIME_KEYS = ("batch_size", "num_workers", "dist_timeout_s", "model.latency_s", "rices.batch_size", "rices.cache_dir")
+RUNTIME_KEYS = ("batch_size", "num_workers", "dist_timeout_s", "model.latency_s", "rices.batch_size", "rices.cache_dir",
+                "index_dir", "reuse_model")

@@ -17,9 +17,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from evalrunner import batches, demos, distributed, jobdir, protocol, tasks
+from evalrunner.datasets import index
 from evalrunner.datasets.base import Dataset, Item, check_images, prediction_records
 from evalrunner.errors import UserError
-from evalrunner.models import Model, build_model
+from evalrunner.models import Model, reuse
 from evalrunner.predictions import PartialWriter, read_partials, write_json_atomic
 from evalrunner.registry import lookup
 
@@ -105,13 +106,14 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
     sample = cfg.data_root is None
     if sample:
         log.warning("data_root is not set: scoring the bundled SAMPLE data (%s), not the real benchmark", root)
-    dataset: Dataset = lookup("dataset", cfg.dataset.name)(cfg.dataset, root)
+    dataset: Dataset = lookup("dataset", cfg.dataset.name)(cfg.dataset, root, index.folder(cfg.index_dir))
     items = demos.select_test_items(dataset.test_items(), cfg.num_samples, cfg.seed)
     check_images(items, f"dataset ({cfg.dataset.name} test images)")
     sampler = demos.build_sampler(cfg, dataset, items, root, ranks, protocol.demo_count(cfg))
     if protocol.text_demos(cfg):
         sampler = protocol.TextOnly(sampler)
-    model = build_model(cfg.model, cfg.dataset, ranks.device)
+    built = reuse.build(cfg.model, cfg.dataset, ranks.device, cfg.reuse_model)  # the previous job's weights, if alike
+    model = built.model
     predict = tasks.predictor(dataset, model, cfg.model.name)  # generate or rank, as the dataset's kind says
     loaded = time.perf_counter()
 
@@ -162,8 +164,11 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
         "sample_data": sample, "world_size": ranks.world, "fingerprint": fp, **scored_.extra,
         "protocol": protocol.name(cfg), **({"vqa_variant": cfg.dataset.vqa_variant} if dataset.task == "vqa" else {}),
         **({"prompt_hash": model.prompt_hash} if hasattr(model, "prompt_hash") else {}),
-        "timings": {"load": loaded - start, "generate": generated - loaded, "gather": gathered_at - generated,
-                    "score": scored - score_start, "total": time.perf_counter() - start},
+        "model_reused": built.reused,
+        # load includes model_load: about 0 when the model was reused from this process's previous job
+        "timings": {"load": loaded - start, "model_load": built.seconds, "generate": generated - loaded,
+                    "gather": gathered_at - generated, "score": scored - score_start,
+                    "total": time.perf_counter() - start},
         "config": resolved,
     }
     write_json_atomic(out / jobdir.RESULT, result)

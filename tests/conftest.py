@@ -60,3 +60,9 @@ def idefics3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import tiny_hf
 
     return tiny_hf.build_idefics3(tmp_path_factory.mktemp("idefics3"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Dataset indexes and RICES features of the tests' throw-away data go to a temporary cache, never the user's."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))

@@ -98,3 +98,15 @@ def test_a_rank_that_hangs_fails_the_job_within_the_timeout_naming_it(tmp_path: 
     assert "did not answer within 15 s" in proc.stderr
     assert "1" in proc.stderr.split("did not answer within 15 s")[1].splitlines()[0]
     assert not (tmp_path / "run" / "result.json").exists()
+
+
+def test_a_sweep_of_three_jobs_on_two_ranks_in_one_process_group_exits_cleanly(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+
+    proc = cli(["--nproc_per_node=2", "-m", "evalrunner", "-m", "dataset=vqav2", "num_samples=30", "shots=0,1,2",
+                f"hydra.sweep.dir={sweep}"], tmp_path, launcher=TORCHRUN, timeout=240)
+
+    # Rank 1 ends its sweep while rank 0 still scores the last job: only rank 0 may collect.
+    assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
+    assert [r["shots"] for r in json.loads((sweep / "results.json").read_text())["vqav2"]] == [0, 1, 2]
+    assert "UNFINISHED" not in proc.stdout

@@ -135,3 +135,66 @@ def test_a_dead_rank_fails_its_job_by_name_without_hanging_the_sweep(tmp_path: P
     assert len(errors) == 2
     assert all("Ranks 1 failed to pass monitoredBarrier" in e for e in errors)
     assert proc.stdout.count("FAILED  ") == 2
+
+
+def _packed_jobs(sweep: Path) -> dict[str, list[dict]]:
+    """Each array element's results, in job order: the element is the SLURM id in the job's .hydra/hydra.yaml."""
+    elements: dict[str, list[tuple[int, dict]]] = {}
+    for result in sweep.glob("*/result.json"):
+        hydra = (result.parent / ".hydra" / "hydra.yaml").read_text()
+        element, num = hydra.split("\n    id: ")[1].split()[0], int(hydra.split("\n    num: ")[1].split()[0])
+        elements.setdefault(element, []).append((num, json.loads(result.read_text())))
+    return {e: [r for _, r in sorted(jobs, key=lambda x: x[0])] for e, jobs in elements.items()}
+
+
+def test_a_sweep_packed_two_jobs_per_element_loads_the_model_once_per_element_as_an_unpacked_run(
+        tmp_path: Path) -> None:
+    sweep, basic = tmp_path / "sweep", tmp_path / "basic"
+    jobs = ["dataset=vqav2", "shots=0,1,2,4"]
+    assert cli(["evalrunner", "-m", *jobs, f"hydra.sweep.dir={basic}"], tmp_path).returncode == 0
+
+    proc = cli(["evalrunner", "-m", *ONE_NODE, "hydra.launcher.jobs_per_task=2", *jobs, f"hydra.sweep.dir={sweep}"],
+               tmp_path, timeout=600)
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    elements = _packed_jobs(sweep)
+    assert len(elements) == 2
+    for results in elements.values():
+        assert [r["model_reused"] for r in results] == [False, True]
+        assert [r["world_size"] for r in results] == [2, 2]
+    assert sorted(r["shots"] for results in elements.values() for r in results) == [0, 1, 2, 4]
+    for job in basic.glob("*/predictions.json"):
+        assert (sweep / job.parent.name / "predictions.json").read_bytes() == job.read_bytes()
+    assert json.loads((sweep / "results.json").read_text()) == json.loads((basic / "results.json").read_text())
+
+
+def test_a_packed_element_sent_usr2_skips_its_finished_job_and_resumes_the_unfinished_one(tmp_path: Path) -> None:
+    sweep, reference = tmp_path / "sweep", tmp_path / "reference"
+    jobs = ["dataset=vqav2", "shots=0,4"]
+    assert cli(["evalrunner", "-m", *jobs, f"hydra.sweep.dir={reference}"], tmp_path).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "evalrunner", "-m", *ONE_NODE, "hydra.launcher.jobs_per_task=2", *jobs, "batch_size=4",
+         "model.latency_s=0.3", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first, second = sweep / "dataset=vqav2,shots=0", sweep / "dataset=vqav2,shots=4"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and sum(
+            p.read_text().count("\n") for p in second.glob("partial/rank*.jsonl")) < 20:
+        time.sleep(0.5)
+    finished = {p: p.stat().st_mtime_ns for p in [first / "result.json", first / "evalrunner.log"]}
+    [job_id] = [p.name for p in (sweep / ".submitit").iterdir() if p.is_dir() and "%" not in p.name]
+
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    output, _ = launcher.communicate(timeout=400)
+
+    assert launcher.returncode == 0, output[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # the finished job was not run again
+    log = (second / "evalrunner.log").read_text()
+    resumed = int(log.split("resumed ")[1].split()[0])
+    assert 20 <= resumed < 240
+    assert json.loads((second / "result.json").read_text())["model_reused"] is False  # first of the requeued element
+    for job in (first, second):
+        assert (job / "predictions.json").read_bytes() == (reference / job.name / "predictions.json").read_bytes()
+    lines = [json.loads(x) for p in second.glob("partial/rank*.jsonl") for x in p.read_text().splitlines()]
+    assert len(lines) == len({r["id"] for r in lines}) == 240  # resumed work was not done twice

@@ -32,7 +32,7 @@ def test_the_cards_sweep_on_the_sample_gives_rising_scores_and_a_results_file(tm
             assert r["mean"] == np.mean(r["trials"]) and r["stddev"] == 0.0
     job = json.loads((sweep / "dataset=vqav2,shots=4" / "result.json").read_text())
     assert job["sample_data"] is True and job["vqa_variant"] == "official"
-    assert set(job["timings"]) == {"load", "generate", "gather", "score", "total"}
+    assert set(job["timings"]) == {"load", "model_load", "generate", "gather", "score", "total"}
     assert job["config"]["shots"] == 4 and job["config"]["dataset"]["name"] == "vqav2"
     preds = json.loads((sweep / "dataset=vqav2,shots=4" / "predictions.json").read_text())
     assert len(preds) == job["num_samples"] and set(preds[0]) == {"question_id", "answer"}

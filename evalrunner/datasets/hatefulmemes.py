@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from evalrunner.datasets import index
 from evalrunner.datasets.base import Item, Score, resolve
 from evalrunner.errors import UserError
 from evalrunner.metrics.classification import roc_auc
@@ -52,22 +53,29 @@ class HatefulMemes:
     metric = "ROC-AUC"
     candidates = list(ANSWERS)
 
-    def __init__(self, cfg: DictConfig, data_root: Path) -> None:
-        image_dir = resolve(data_root, "dataset.image_dir", cfg.image_dir)
-        self._demos = load_jsonl(resolve(data_root, "dataset.demo_file", cfg.demo_file), "dataset.demo_file",
-                                 image_dir, need_labels=True)
-        self._test = load_jsonl(resolve(data_root, "dataset.test_file", cfg.test_file), "dataset.test_file",
-                                image_dir, need_labels=False)
-        labelled = {bool(it.references) for it in self._test}
-        if len(labelled) > 1:
-            raise UserError(f"dataset.test_file: {cfg.test_file} labels some lines and not others; "
-                            "use a file with labels for all (dev_seen) or none (a test split)")
-        self.submission = labelled == {False}  # a split without labels: predictions.json is what gets submitted
+    def __init__(self, cfg: DictConfig, data_root: Path, index_dir: Path | None = None) -> None:
+        self.image_dir = resolve(data_root, "dataset.image_dir", cfg.image_dir)
+        self.demo_file = resolve(data_root, "dataset.demo_file", cfg.demo_file)
+        self.test_file = resolve(data_root, "dataset.test_file", cfg.test_file)
+        self.test_file_value = cfg.test_file
+        self._test, self._demos = index.load(self, cfg, data_root, index_dir)
+        self.submission = not self._test[0].references  # a split without labels: predictions.json is submitted
 
-    def test_items(self) -> list[Item]:
+    def sources(self) -> list[Path]:
+        return [self.demo_file, self.test_file]
+
+    def parse(self) -> tuple[list[Item], list[Item]]:
+        demos = load_jsonl(self.demo_file, "dataset.demo_file", self.image_dir, need_labels=True)
+        test = load_jsonl(self.test_file, "dataset.test_file", self.image_dir, need_labels=False)
+        if len({bool(it.references) for it in test}) > 1:
+            raise UserError(f"dataset.test_file: {self.test_file_value} labels some lines and not others; "
+                            "use a file with labels for all (dev_seen) or none (a test split)")
+        return test, demos
+
+    def test_items(self) -> Sequence[Item]:
         return self._test
 
-    def demo_pool(self) -> list[Item]:
+    def demo_pool(self) -> Sequence[Item]:
         return self._demos
 
     def postprocess(self, text: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from evalrunner.datasets import index
 from evalrunner.datasets.base import Item, Score, resolve
 from evalrunner.errors import UserError
 from evalrunner.metrics.classification import topk_hits
@@ -63,26 +64,34 @@ class ImageNet:
     text_key = "class"
     metric = "top-1 accuracy"
 
-    def __init__(self, cfg: DictConfig, data_root: Path) -> None:
-        test_dir = resolve(data_root, "dataset.test_dir", cfg.test_dir)
-        local = test_dir.parent / LOCAL_NAMES
+    def __init__(self, cfg: DictConfig, data_root: Path, index_dir: Path | None = None) -> None:
+        self.test_dir = resolve(data_root, "dataset.test_dir", cfg.test_dir)
+        self.demo_dir = resolve(data_root, "dataset.demo_dir", cfg.demo_dir)
+        local = self.test_dir.parent / LOCAL_NAMES
         if cfg.class_names is not None:
             table = resolve(data_root, "dataset.class_names", cfg.class_names)
         else:
             table = local if local.is_file() else STANDARD_NAMES
-        names = read_names(table, "dataset.class_names")
+        self.names = read_names(table, "dataset.class_names")
         self.class_names = table
-        self.candidates = list(dict.fromkeys(names.values()))  # table order; a shared name is one candidate
-        self._test = image_folder(test_dir, "dataset.test_dir", names, 0)
-        self._demos = image_folder(resolve(data_root, "dataset.demo_dir", cfg.demo_dir), "dataset.demo_dir", names,
-                                   DEMO_IDS)
-        # predictions.json names each image by its path under imagenet/ (the folder holding val/ and train/)
-        self._relative = {it.id: Path(it.image_path).relative_to(test_dir.parent).as_posix() for it in self._test}
+        self.candidates = list(dict.fromkeys(self.names.values()))  # table order; a shared name is one candidate
+        self._test, self._demos = index.load(self, cfg, data_root, index_dir)
 
-    def test_items(self) -> list[Item]:
+    def sources(self) -> list[Path]:
+        # A folder's mtime changes when an entry is added, removed or renamed: the root's for class folders,
+        # each class folder's for its images.
+        folders = [d for root in (self.test_dir, self.demo_dir) for d in (root, *sorted(
+            Path(e.path) for e in os.scandir(root) if e.is_dir()))]
+        return [self.class_names, *folders]
+
+    def parse(self) -> tuple[list[Item], list[Item]]:
+        return (image_folder(self.test_dir, "dataset.test_dir", self.names, 0),
+                image_folder(self.demo_dir, "dataset.demo_dir", self.names, DEMO_IDS))
+
+    def test_items(self) -> Sequence[Item]:
         return self._test
 
-    def demo_pool(self) -> list[Item]:
+    def demo_pool(self) -> Sequence[Item]:
         return self._demos
 
     def postprocess(self, text: str) -> str:
@@ -96,7 +105,9 @@ class ImageNet:
 
     def record(self, item_id: int, prediction: str) -> dict[str, Any]:
         top = json.loads(prediction)
-        return {"image": self._relative[item_id], "class": top[0], "top5": top}
+        # predictions.json names each image by its path under imagenet/ (the folder holding val/ and train/)
+        relative = Path(self._test[item_id].image_path).relative_to(self.test_dir.parent).as_posix()  # id = position
+        return {"image": relative, "class": top[0], "top5": top}
 
     def score(self, predictions: Mapping[int, str], items: Sequence[Item]) -> Score:
         ranked = [json.loads(predictions[it.id]) for it in items]

@@ -7,6 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from evalrunner.datasets import index
 from evalrunner.datasets.base import Item, Score, expect_list, load_json, resolve
 from evalrunner.errors import UserError
 from evalrunner.metrics import cider_scores
@@ -25,41 +26,48 @@ class KarpathyCaptions:
     def image_path(self, image_dir: Path, image: dict[str, Any]) -> str:
         raise NotImplementedError
 
-    def __init__(self, cfg: DictConfig, data_root: Path) -> None:
+    def __init__(self, cfg: DictConfig, data_root: Path, index_dir: Path | None = None) -> None:
         self.tokenizer = cfg.cider_tokenizer
         if self.tokenizer not in ("python", "java"):
             raise UserError(f"dataset.cider_tokenizer={self.tokenizer!r}: choose python or java")
         if self.tokenizer == "java" and shutil.which("java") is None:
             raise UserError("dataset.cider_tokenizer=java needs Java on PATH: install a JRE, "
                             "or set dataset.cider_tokenizer=python")
-        path = resolve(data_root, "dataset.karpathy_file", cfg.karpathy_file)
-        kind = f"a Karpathy split file ({self.file_name})"
+        self.path = resolve(data_root, "dataset.karpathy_file", cfg.karpathy_file)
+        self.image_dir = resolve(data_root, "dataset.image_dir", cfg.image_dir)
+        self.test_split, self.demo_split = cfg.test_split, cfg.demo_split
+        self._test, self._demos = index.load(self, cfg, data_root, index_dir)
+
+    def sources(self) -> list[Path]:
+        return [self.path]
+
+    def parse(self) -> tuple[list[Item], list[Item]]:
+        path, kind = self.path, f"a Karpathy split file ({self.file_name})"
         images = expect_list(load_json(path, "dataset.karpathy_file"), "images", path, "dataset.karpathy_file", kind)
-        image_dir = resolve(data_root, "dataset.image_dir", cfg.image_dir)
-        self._splits: dict[str, list[Item]] = {cfg.test_split: [], cfg.demo_split: []}
+        splits: dict[str, list[Item]] = {self.test_split: [], self.demo_split: []}
         try:
             for img in images:
-                split = self._splits.get(img["split"])
+                split = splits.get(img["split"])
                 if split is None:
                     continue
                 captions = tuple(s["raw"] for s in img["sentences"])
                 image_id = self.image_id(img)
-                split.append(Item(id=image_id, image_id=image_id, image_path=self.image_path(image_dir, img),
+                split.append(Item(id=image_id, image_id=image_id, image_path=self.image_path(self.image_dir, img),
                                   answer=captions[0] if captions else "", references=captions))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"dataset.karpathy_file: {path} has an image entry without {e}; "
                             f"it must be {kind}") from None
-        self.test_split, self.demo_split = cfg.test_split, cfg.demo_split
-        for split in (cfg.test_split, cfg.demo_split):
-            if not self._splits[split]:
+        for split in (self.test_split, self.demo_split):
+            if not splits[split]:
                 raise UserError(f"dataset.karpathy_file: {path} has no images of split {split!r}; "
                                 "check dataset.test_split / dataset.demo_split")
+        return splits[self.test_split], splits[self.demo_split]
 
-    def test_items(self) -> list[Item]:
-        return self._splits[self.test_split]
+    def test_items(self) -> Sequence[Item]:
+        return self._test
 
-    def demo_pool(self) -> list[Item]:
-        return self._splits[self.demo_split]
+    def demo_pool(self) -> Sequence[Item]:
+        return self._demos
 
     def postprocess(self, text: str) -> str:
         return text.split("Output", 1)[0].replace('"', "").strip()

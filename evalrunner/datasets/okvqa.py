@@ -8,19 +8,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from evalrunner.datasets.vqa_base import VQADataset
-from evalrunner.datasets.vqav2 import load_vqa_files
+from evalrunner.datasets.vqav2 import VQAFiles
 from evalrunner.metrics import okvqa_stem
 from evalrunner.registry import register
 
 
 @register("dataset", "okvqa")
-class OKVQA(VQADataset):
-    def __init__(self, cfg: DictConfig, data_root: Path) -> None:
-        super().__init__(cfg)
+class OKVQA(VQAFiles):
+    format_name = "OK-VQA"
+
+    def __init__(self, cfg: DictConfig, data_root: Path, index_dir: Path | None = None) -> None:
         okvqa_stem.check_resources()  # before any generation: NLTK data cannot be fetched mid-job
-        self._test = load_vqa_files(cfg, data_root, "test_questions", "test_annotations", "test_images", "OK-VQA")
-        self._demos = load_vqa_files(cfg, data_root, "demo_questions", "demo_annotations", "demo_images", "OK-VQA")
+        super().__init__(cfg, data_root, index_dir)
 
     def postprocess(self, text: str) -> str:
         return okvqa_stem.stem(super().postprocess(text))

@@ -4,8 +4,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from evalrunner.datasets import index
 from evalrunner.datasets.base import Item, expect_list, load_json, resolve
 from evalrunner.datasets.vqa_base import VQADataset, check_answers, demo_answer, demo_items
+from evalrunner.datasets.vqav2 import vqa_sources
 from evalrunner.errors import UserError
 from evalrunner.registry import register
 
@@ -32,8 +34,15 @@ def _load(cfg: DictConfig, data_root: Path, key: str, images_key: str) -> list[I
 
 @register("dataset", "textvqa")
 class TextVQA(VQADataset):
-    def __init__(self, cfg: DictConfig, data_root: Path) -> None:
+    def __init__(self, cfg: DictConfig, data_root: Path, index_dir: Path | None = None) -> None:
         super().__init__(cfg)
-        self._test = _load(cfg, data_root, "test_file", "test_image_dir")
-        demos = _load(cfg, data_root, "demo_file", "demo_image_dir")
-        self._demos = demo_items(demos, "dataset.demo_file", cfg.demo_file)
+        self.cfg, self.data_root = cfg, data_root
+        self._test, self._demos = index.load(self, cfg, data_root, index_dir)
+
+    def sources(self) -> list[Path]:
+        return vqa_sources(self.cfg, self.data_root, "test_file", "demo_file")
+
+    def parse(self) -> tuple[list[Item], list[Item]]:
+        test = _load(self.cfg, self.data_root, "test_file", "test_image_dir")
+        demos = _load(self.cfg, self.data_root, "demo_file", "demo_image_dir")
+        return test, demo_items(demos, "dataset.demo_file", self.cfg.demo_file)

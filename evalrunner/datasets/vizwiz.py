@@ -10,23 +10,32 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from evalrunner.datasets import index
 from evalrunner.datasets.base import Item, load_json, resolve
 from evalrunner.datasets.vqa_base import VQADataset, check_answers, demo_answer, demo_items
+from evalrunner.datasets.vqav2 import vqa_sources
 from evalrunner.errors import UserError
 from evalrunner.registry import register
 
 
 @register("dataset", "vizwiz")
 class VizWiz(VQADataset):
-    def __init__(self, cfg: DictConfig, data_root: Path) -> None:
+    def __init__(self, cfg: DictConfig, data_root: Path, index_dir: Path | None = None) -> None:
         super().__init__(cfg)
-        self._image_ids: dict[str, int] = {}  # file name -> a number, distinct across the splits
-        self._test = self._load(cfg, data_root, "test_annotations", "test_image_dir")
-        self._names = {it.id: Path(it.image_path).name for it in self._test}
-        demos = self._load(cfg, data_root, "demo_annotations", "demo_image_dir")
-        self._demos = demo_items(demos, "dataset.demo_annotations", cfg.demo_annotations)
+        self.cfg, self.data_root = cfg, data_root
+        self._test, self._demos = index.load(self, cfg, data_root, index_dir)
 
-    def _load(self, cfg: DictConfig, data_root: Path, key: str, images_key: str) -> list[Item]:
+    def sources(self) -> list[Path]:
+        return vqa_sources(self.cfg, self.data_root, "test_annotations", "demo_annotations")
+
+    def parse(self) -> tuple[list[Item], list[Item]]:
+        image_ids: dict[str, int] = {}  # file name -> a number, distinct across the splits
+        test = self._load(image_ids, "test_annotations", "test_image_dir")
+        demos = self._load(image_ids, "demo_annotations", "demo_image_dir")
+        return test, demo_items(demos, "dataset.demo_annotations", self.cfg.demo_annotations)
+
+    def _load(self, image_ids: dict[str, int], key: str, images_key: str) -> list[Item]:
+        cfg, data_root = self.cfg, self.data_root
         path = resolve(data_root, f"dataset.{key}", cfg[key])
         doc = load_json(path, f"dataset.{key}")
         if not isinstance(doc, list):
@@ -37,7 +46,7 @@ class VizWiz(VQADataset):
         try:
             for i, entry in enumerate(doc):
                 humans = tuple(a["answer"] for a in entry.get("answers", ()))
-                image_id = self._image_ids.setdefault(entry["image"], len(self._image_ids))
+                image_id = image_ids.setdefault(entry["image"], len(image_ids))
                 items.append(Item(id=i, image_id=image_id, image_path=str(image_dir / entry["image"]),
                                   question=entry["question"], answer=demo_answer(humans, cfg.demo_answer),
                                   references=humans))
@@ -48,4 +57,4 @@ class VizWiz(VQADataset):
         return items
 
     def record(self, item_id: int, text: str) -> dict[str, Any]:
-        return {"image": self._names[item_id], "answer": text}
+        return {"image": Path(self._test[item_id].image_path).name, "answer": text}  # an id is its position

@@ -54,13 +54,13 @@ class VQADataset:
             raise UserError(f"dataset.demo_answer={cfg.demo_answer!r}: choose {' or '.join(DEMO_ANSWERS)}")
         self.variant = cfg.vqa_variant
         self.demo_mode = cfg.demo_answer
-        self._test: list[Item] = []
-        self._demos: list[Item] = []
+        self._test: Sequence[Item] = []
+        self._demos: Sequence[Item] = []
 
-    def test_items(self) -> list[Item]:
+    def test_items(self) -> Sequence[Item]:
         return self._test
 
-    def demo_pool(self) -> list[Item]:
+    def demo_pool(self) -> Sequence[Item]:
         return self._demos
 
     def postprocess(self, text: str) -> str:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from evalrunner.datasets import index
 from evalrunner.datasets.base import Item, expect_list, load_json, resolve
 from evalrunner.datasets.vqa_base import VQADataset, demo_answer
 from evalrunner.errors import UserError
@@ -44,9 +45,32 @@ def load_vqa_files(cfg: DictConfig, data_root: Path, questions_key: str, annotat
     return items
 
 
-@register("dataset", "vqav2")
-class VQAv2(VQADataset):
-    def __init__(self, cfg: DictConfig, data_root: Path) -> None:
+def vqa_sources(cfg: DictConfig, data_root: Path, *keys: str) -> list[Path]:
+    """The files named by `keys` (a null annotations file is no file)."""
+    return [resolve(data_root, f"dataset.{k}", cfg[k]) for k in keys if cfg[k] is not None]
+
+
+class VQAFiles(VQADataset):
+    """A dataset in VQAv2's question/annotation format, for the test split and the demo split."""
+
+    format_name = "VQAv2"
+
+    def __init__(self, cfg: DictConfig, data_root: Path, index_dir: Path | None = None) -> None:
         super().__init__(cfg)
-        self._test = load_vqa_files(cfg, data_root, "test_questions", "test_annotations", "test_images")
-        self._demos = load_vqa_files(cfg, data_root, "demo_questions", "demo_annotations", "demo_images")
+        self.cfg, self.data_root = cfg, data_root
+        self._test, self._demos = index.load(self, cfg, data_root, index_dir)
+
+    def sources(self) -> list[Path]:
+        return vqa_sources(self.cfg, self.data_root, "test_questions", "test_annotations", "demo_questions",
+                           "demo_annotations")
+
+    def parse(self) -> tuple[list[Item], list[Item]]:
+        keys = (("test_questions", "test_annotations", "test_images"),
+                ("demo_questions", "demo_annotations", "demo_images"))
+        test, demos = (load_vqa_files(self.cfg, self.data_root, *k, kind=self.format_name) for k in keys)
+        return test, demos
+
+
+@register("dataset", "vqav2")
+class VQAv2(VQAFiles):
+    format_name = "VQAv2"

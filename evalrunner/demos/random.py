@@ -20,8 +20,8 @@ def select_test_items(items: Sequence[Item], num_samples: int | None, seed: int)
         raise UserError(f"num_samples={num_samples}: use a positive number, or null for the whole test split")
     if num_samples >= len(items):
         return list(items)
-    chosen = set(random.Random(f"{seed}/test-subset").sample(range(len(items)), num_samples))
-    return [it for i, it in enumerate(items) if i in chosen]
+    chosen = random.Random(f"{seed}/test-subset").sample(range(len(items)), num_samples)
+    return [items[i] for i in sorted(chosen)]  # in split order; only the chosen items are read
 
 
 def query_set(pool: Sequence[Item], size: int, seed: int, trial: int) -> list[Item]:
@@ -30,7 +30,8 @@ def query_set(pool: Sequence[Item], size: int, seed: int, trial: int) -> list[It
         raise UserError(f"query_set_size={size}: use a positive number")
     if size >= len(pool):
         return list(pool)
-    return random.Random(f"{seed}/{trial}/query-set").sample(list(pool), size)
+    # Indices, not the pool: the same picks as sampling the list, without reading the items that aren't picked.
+    return [pool[i] for i in random.Random(f"{seed}/{trial}/query-set").sample(range(len(pool)), size)]
 
 
 class DemoSampler:

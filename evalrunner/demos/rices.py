@@ -8,7 +8,6 @@ distinct image, so the examples of one image (several questions) tie exactly.
 """
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, MissingMandatoryValue
 
-from evalrunner import distributed
+from evalrunner import cache, distributed
+from evalrunner.datasets import index
 from evalrunner.datasets.base import Dataset, Item, resolve
 from evalrunner.demos.features import Encoder, features
 from evalrunner.errors import UserError
@@ -88,9 +88,9 @@ def select(items: Sequence[Item], item_rows: np.ndarray, item_feats: np.ndarray,
     for i, r in enumerate(pool_rows):
         members[r].append(i)
     by_image: dict[int, set[int]] = {}
-    for i, it in enumerate(pool):
-        by_image.setdefault(it.image_id, set()).add(int(pool_rows[i]))
-    path_row = {it.image_path: int(r) for it, r in zip(pool, pool_rows)}
+    for image_id, r in zip(index.image_ids(pool), pool_rows.tolist()):  # columns: no Item per pool example
+        by_image.setdefault(image_id, set()).add(r)
+    path_row = {p: r for p, r in zip(index.image_paths(pool), pool_rows.tolist())}
     own = [by_image.get(it.image_id, set()) | ({path_row[it.image_path]} if it.image_path in path_row else set())
            for it in items]
     # Enough images that, after dropping an item's own, they still hold its `shots` best pool items.
@@ -115,9 +115,7 @@ def _setting(cfg: DictConfig, key: str) -> object:
 
 def cache_dir(value: object) -> Path:
     """rices.cache_dir, or by default $XDG_CACHE_HOME/evalrunner/rices (~/.cache/evalrunner/rices)."""
-    if value is not None:
-        return Path(os.path.expanduser(str(value)))
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "evalrunner" / "rices"
+    return cache.folder(value, "rices")
 
 
 def annotation_files(cfg: DictConfig, data_root: Path) -> list[Path]:
@@ -138,7 +136,7 @@ def build(cfg: DictConfig, dataset: Dataset, items: Sequence[Item], data_root: P
     if batch < 1:
         raise UserError(f"rices.batch_size={batch}: use a positive number")
     name = cfg.dataset.name
-    pool_paths, pool_rows = _distinct([it.image_path for it in pool])
+    pool_paths, pool_rows = _distinct(index.image_paths(pool))
     item_paths, item_rows = _distinct([it.image_path for it in items])
     pool_feats = features(ranks, encoder, pool_paths, files, folder, batch, f"{name} demo images")
     item_feats = features(ranks, encoder, item_paths, files, folder, batch, f"{name} test images")

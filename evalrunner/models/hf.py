@@ -14,6 +14,7 @@ from PIL import Image
 
 from evalrunner.datasets.base import Item
 from evalrunner.errors import UserError
+from evalrunner.models import reuse
 from evalrunner.models.base import LogLikelihoods
 from evalrunner.models.hf_rank import candidate_logprobs
 from evalrunner.registry import register
@@ -66,15 +67,10 @@ class HFModel:
         self.prompt_cfg = dataset_cfg.prompt
         self.generation = None if self.is_rank else dataset_cfg.generation
         self.rank_chunk = int(cfg.get("rank_chunk") or 64)
-        try:
-            self.processor = transformers.AutoProcessor.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
-            self.model = self._load_model(transformers, path, cfg, device)
-        except (OSError, ValueError) as e:
-            raise UserError(f"model.path={path}: cannot load it as a checkpoint ({_first_line(e)})") from None
-        except ImportError as e:
-            # e.g. Qwen2-VL's processor always builds its video processor, which needs torchvision.
-            needs = _first_line(e).split(". ")[0]
-            raise UserError(f"model.path={path}: loading it needs a package that is not installed ({needs})") from None
+        # Only what the processor and the weights are built from: the later jobs of this process get the same ones.
+        settings = {k: cfg[k] for k in ("trust_remote_code", "attn_implementation", "device_map")}
+        self.processor, self.model = reuse.shared("hf", {**settings, "path": path, "dtype": str(self.dtype)}, device,
+                                                  lambda: self._load(transformers, path, cfg, device))
         self.tokenizer = self.processor.tokenizer
         # New tokens must follow every prompt directly; ranking right-pads instead (see hf_rank: its positions).
         self.tokenizer.padding_side = "right" if self.is_rank else "left"
@@ -96,6 +92,17 @@ class HFModel:
         self.context = None if context is None else int(context)
         reserve = 0 if self.generation is None else int(self.generation.max_new_tokens)  # rank checks its own
         self.max_prompt_tokens = None if context is None else int(context) - reserve
+
+    def _load(self, transformers: Any, path: str, cfg: DictConfig, device: torch.device) -> tuple[Any, Any]:
+        try:
+            processor = transformers.AutoProcessor.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+            return processor, self._load_model(transformers, path, cfg, device)
+        except (OSError, ValueError) as e:
+            raise UserError(f"model.path={path}: cannot load it as a checkpoint ({_first_line(e)})") from None
+        except ImportError as e:
+            # e.g. Qwen2-VL's processor always builds its video processor, which needs torchvision.
+            needs = _first_line(e).split(". ")[0]
+            raise UserError(f"model.path={path}: loading it needs a package that is not installed ({needs})") from None
 
     def _load_model(self, transformers: Any, path: str, cfg: DictConfig, device: torch.device) -> Any:
         kwargs: dict[str, Any] = {"trust_remote_code": cfg.trust_remote_code}

@@ -6,7 +6,6 @@ It needs no weights and is deterministic, so its scores rise with shots (more de
 import re
 import time
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from evalrunner.datasets.base import Item
+from evalrunner.models import reuse
 from evalrunner.models.base import LogLikelihoods
 from evalrunner.registry import register
 
@@ -23,12 +23,27 @@ UNSEEN = -1e6  # the rank score of a candidate that no demo answered
 QUESTION_WEIGHT = 10.0  # rank: a demo asking something else is this much farther, in squared thumbnail distance
 
 
-@lru_cache(maxsize=8192)
 def image_features(path: str) -> np.ndarray:
     """A tiny colour thumbnail: enough to tell which demo image looks most like the test image."""
     with Image.open(path) as img:
         thumb = img.convert("RGB").resize((8, 8), Image.Resampling.BILINEAR)
     return np.asarray(thumb, dtype=np.float32).ravel() / 255.0
+
+
+class Thumbnails:
+    """Each image's thumbnail, decoded once: the baseline's only costly state, lent to the process's later jobs."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self.seen: dict[str, np.ndarray] = {}
+
+    def __call__(self, path: str) -> np.ndarray:
+        feat = self.seen.get(path)
+        if feat is None:
+            if len(self.seen) >= self.size:
+                del self.seen[next(iter(self.seen))]  # the oldest
+            feat = self.seen[path] = image_features(path)
+        return feat
 
 
 def _words(text: str) -> frozenset[str]:
@@ -48,11 +63,12 @@ class NearestDemo:
         self.is_vqa = dataset_cfg.task == "vqa"
         self.fallback = cfg.fallback_answer if self.is_vqa else cfg.fallback_caption
         self.min_question_similarity = float(cfg.min_question_similarity)
+        self.thumbnails = reuse.shared("nearest", {}, device, Thumbnails)
 
     def prepare(self, items: list[Item], demos: list[list[Item]]) -> Any:
         # Text-only demos (OpenFlamingo's zero-shot) have no image to compare: the baseline answers as with none.
         demos = [[d for d in ds if d.image_path] for ds in demos]
-        return [(it, ds, image_features(it.image_path), [image_features(d.image_path) for d in ds])
+        return [(it, ds, self.thumbnails(it.image_path), [self.thumbnails(d.image_path) for d in ds])
                 for it, ds in zip(items, demos)]
 
     def generate(self, batch: Any) -> list[str]:
