@@ -4,10 +4,11 @@ Run as `python benchmarks/model_reuse.py [--hidden 1024] [--layers 12]` (`--smok
 it is, for CI). The checkpoint is tests/tiny_hf.py's LLaVA with random weights, its Llama widened to --hidden and
 deepened to --layers (the defaults make about 200M parameters, 0.8 GB in float32), so that loading it costs what a
 small real checkpoint costs. The sweep is `dataset=vqav2 shots=0,2,4 trial=0,1 num_samples=8` (4 with --smoke)
-on the sample data, run twice in fresh processes: `reuse_model=true` (the default: jobs 2-6 take the weights job 1
-loaded) and `reuse_model=false` (every job loads them). It prints each run's wall time and the summed
-`timings.model_load` of jobs 2-6 (job 1 loads in both runs), and their ratios; it exits 1 unless every job's
-predictions.json is byte-identical in both runs and jobs 2-6 of the first run report `model_reused: true`.
+on the sample data, one greedy token per item, run twice in fresh processes: `reuse_model=true` (the default: jobs
+2-6 take the weights job 1 loaded) and `reuse_model=false` (every job loads them). It prints each run's wall time
+and the summed `timings.model_load` of jobs 2-6 (job 1 loads in both runs), and their ratios; it exits 1 unless
+every job's predictions.json is byte-identical in both runs and jobs 2-6 of the first run report
+`model_reused: true`.
 """
 
 import argparse
@@ -20,7 +21,9 @@ import time
 from pathlib import Path
 
 TESTS = Path(__file__).parents[1] / "tests"
-SWEEP = ["dataset=vqav2", "shots=0,2,4", "trial=0,1", "batch_size=4"]
+# One greedy token per item: generation is the same work in both runs, and on a shared machine only adds noise.
+SWEEP = ["dataset=vqav2", "shots=0,2,4", "trial=0,1", "batch_size=4", "dataset.generation.max_new_tokens=1",
+         "dataset.generation.num_beams=1"]
 
 
 def build_checkpoint(out: Path, hidden: int | None, layers: int | None) -> Path:
@@ -64,20 +67,31 @@ def main(smoke: bool, hidden: int | None, layers: int | None) -> int:
     with tempfile.TemporaryDirectory(prefix="evalrunner-reuse-") as tmp:
         root = Path(tmp)
         checkpoint = build_checkpoint(root, None if smoke else hidden, layers)
-        samples = 4 if smoke else 8
-        once_wall, once = sweep(checkpoint, root / "reuse", True, samples)
-        every_wall, every = sweep(checkpoint, root / "no-reuse", False, samples)
-        same = all((root / "reuse" / j["dir"] / "predictions.json").read_bytes()
-                   == (root / "no-reuse" / j["dir"] / "predictions.json").read_bytes() for j in once)
+        samples, rounds = (4, 1) if smoke else (8, 2)
+        walls: dict[bool, list[float]] = {True: [], False: []}
+        once: list[dict] = []
+        every: list[dict] = []
+        # Alternating runs, best of `rounds`: the machine's other load shifts generation times by tens of percent.
+        for reuse in [True, False, False, True][: 2 * rounds]:
+            wall, jobs = sweep(checkpoint, root / f"reuse-{reuse}-{len(walls[reuse])}", reuse, samples)
+            walls[reuse].append(wall)
+            if reuse:
+                once = jobs  # the last run of each
+            else:
+                every = jobs
+        once_wall, every_wall = min(walls[True]), min(walls[False])
+        once_dir, every_dir = root / f"reuse-True-{rounds - 1}", root / f"reuse-False-{rounds - 1}"
+        same = all((once_dir / j["dir"] / "predictions.json").read_bytes()
+                   == (every_dir / j["dir"] / "predictions.json").read_bytes() for j in once)
         reused = [j["model_reused"] for j in once] == [False] + [True] * 5 and len(every) == 6
     # Job 1 loads in both runs (and pays for importing transformers); jobs 2-6 show the difference.
     once_load = sum(j["timings"]["model_load"] for j in once[1:])
     every_load = sum(j["timings"]["model_load"] for j in every[1:])
     size = "tests/tiny_hf.py LLaVA" if smoke else f"LLaVA, Llama hidden {hidden} x {layers} layers"
     print(f"6-job model=hf sweep in one process ({size}; {' '.join(SWEEP)} num_samples={samples})")
-    print(f"{'':22}{'wall s':>10}{'model_load s, jobs 2-6':>24}")
-    print(f"{'model reused':22}{once_wall:10.2f}{once_load:24.3f}")
-    print(f"{'loaded per job':22}{every_wall:10.2f}{every_load:24.3f}")
+    print(f"{'':22}{f'wall s, best of {rounds}':>18}{'model_load s, jobs 2-6':>24}")
+    print(f"{'model reused':22}{once_wall:18.2f}{once_load:24.3f}")
+    print(f"{'loaded per job':22}{every_wall:18.2f}{every_load:24.3f}")
     print(f"ratio (per job / reused): wall {every_wall / once_wall:.2f}x, "
           f"model_load {every_load / max(once_load, 1e-6):.0f}x")
     print(f"predictions byte-identical: {same}; jobs 2-6 reused the model: {reused}")

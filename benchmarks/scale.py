@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+import model_reuse  # benchmarks/model_reuse.py: the 6-job model=hf sweep with and without model reuse
+
 VAL_QUESTIONS, TRAIN_QUESTIONS = 214_354, 443_757
 VAL_IMAGES, TRAIN_IMAGES = 40_504, 82_783  # COCO 2014: 123,287 images, the Karpathy split's
 KARPATHY_SPLITS = (("test", 5000), ("val", 5000), ("restval", 30_504))  # of val2014; train2014 is all "train"
@@ -233,6 +235,9 @@ def main() -> int:
             same = same_items(name, root, work / "index")
             print(f"{name:8} index equals a plain parse item for item: {same}")
             ok &= same
+    if not args.smoke:  # in CI, benchmarks/model_reuse.py --smoke runs on its own
+        print()
+        ok &= model_reuse.main(smoke=False, hidden=1024, layers=12) == 0
     return 0 if ok else 1
 
 

@@ -204,7 +204,7 @@ def test_stem_checks_resources_before_loading_them(tmp_path: Path, monkeypatch: 
     stem.cache_clear()
     okvqa_stem._tools.cache_clear()
 
-    with pytest.raises(UserError, match="python -m nltk.downloader punkt_tab$"):
+    with pytest.raises(UserError, match="python -m nltk.downloader punkt_tab averaged_perceptron_tagger_eng wordnet$"):
         stem("dogs")
 
     okvqa_stem._tools.cache_clear()  # so later tests load the tools from their own data path

@@ -79,14 +79,17 @@ def check_resources() -> None:
             ) from None
     import nltk
 
+    missing = []
     for path, name in RESOURCES:
         try:
             nltk.data.find(path)
         except LookupError:
-            raise UserError(
-                f"OK-VQA's answer stemming needs NLTK's {name!r} data, which is not on NLTK's data "
-                f"path (NLTK_DATA, ~/nltk_data, ...): python -m nltk.downloader {name}"
-            ) from None
+            missing.append(name)
+    if missing:  # all of them at once, so that one download fixes it
+        raise UserError(
+            f"OK-VQA's answer stemming needs NLTK's {', '.join(map(repr, missing))} data, which is not on NLTK's "
+            f"data path (NLTK_DATA, ~/nltk_data, ...): python -m nltk.downloader {' '.join(missing)}"
+        )
 
 
 @functools.cache
