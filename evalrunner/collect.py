@@ -68,6 +68,8 @@ def _config_overrides(overrides: list[str]) -> tuple[str, ...]:
 def _labels(signatures: list[tuple[str, ...]]) -> dict[tuple[str, ...], str]:
     """Each configuration named by the overrides in which it differs from the others."""
     shared = set.intersection(*(set(s) for s in signatures)) if signatures else set()
+    if len(signatures) == 1:
+        return {signatures[0]: "all jobs"}
     return {s: ",".join(o for o in s if o not in shared) or "default" for s in signatures}
 
 

@@ -128,7 +128,7 @@ def cells_of(c: Collected) -> list[Cell]:
             by_row[(r["dataset"], r["shots"])].append((d, r))
         for (dataset, shots), trials in sorted(by_row.items()):
             trials.sort(key=lambda j: j[1]["trial"])  # results.json's order
-            name = _model(trials[0][1]) if label == "default" else label
+            name = _model(trials[0][1]) if len(c.jobs) == 1 else label
             cells.append(Cell(label, name, dataset, shots, tuple(d for d, _ in trials),
                               tuple(r for _, r in trials)))
     return cells
