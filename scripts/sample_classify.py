@@ -11,7 +11,8 @@ import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+
+from sample_more import SampleItem
 
 NAMES = ("imagenet", "hatefulmemes")
 # easy-VQA "test" images give the evaluated splits, "train" images the demo pools.
@@ -20,15 +21,6 @@ SIZES = {"imagenet": {"val": 30, "train": 60}, "hatefulmemes": {"dev_seen": 40, 
 WNIDS = {"circle": "n13873502", "rectangle": "n13883346", "triangle": "n13879320", "ellipse": "n13878306",
          "pentagon": "n13882201", "hexagon": "n13882276", "crescent": "n13896217", "star": "n13881644",
          "square": "n13878634"}
-
-
-class SampleItem(Protocol):
-    cocoid: int
-    split: str
-    png: str
-    color: str
-    shape: str
-    qas: list[tuple[str, str]]
 
 
 def _draw(items: list[SampleItem], sizes: dict[str, int], rng: random.Random) -> dict[str, list[SampleItem]]:

@@ -52,6 +52,19 @@ def prediction_records(dataset: Dataset, predictions: Mapping[int, str]) -> list
     return [record(i, p) for i, p in sorted(predictions.items())]
 
 
+class Loaded:
+    """The item accessors of a dataset that keeps its parsed (or index-mapped) items in _test and _demos."""
+
+    _test: Sequence[Item] = ()
+    _demos: Sequence[Item] = ()
+
+    def test_items(self) -> Sequence[Item]:
+        return self._test
+
+    def demo_pool(self) -> Sequence[Item]:
+        return self._demos
+
+
 def resolve(data_root: Path, key: str, value: str) -> Path:
     """A dataset path from config: absolute, or relative to data_root."""
     path = Path(os.path.expanduser(value))

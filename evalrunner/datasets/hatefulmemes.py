@@ -9,7 +9,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from evalrunner.datasets import index
-from evalrunner.datasets.base import Item, Score, resolve
+from evalrunner.datasets.base import Item, Loaded, Score, resolve
 from evalrunner.errors import UserError
 from evalrunner.metrics.classification import roc_auc
 from evalrunner.registry import register
@@ -45,7 +45,7 @@ def load_jsonl(path: Path, key: str, image_dir: Path, need_labels: bool) -> list
 
 
 @register("dataset", "hatefulmemes")
-class HatefulMemes:
+class HatefulMemes(Loaded):
     task = "classification"
     kind = "rank"
     id_key = "id"
@@ -71,12 +71,6 @@ class HatefulMemes:
             raise UserError(f"dataset.test_file: {self.test_file_value} labels some lines and not others; "
                             "use a file with labels for all (dev_seen) or none (a test split)")
         return test, demos
-
-    def test_items(self) -> Sequence[Item]:
-        return self._test
-
-    def demo_pool(self) -> Sequence[Item]:
-        return self._demos
 
     def postprocess(self, text: str) -> str:
         return text

@@ -16,7 +16,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from evalrunner.datasets import index
-from evalrunner.datasets.base import Item, Score, resolve
+from evalrunner.datasets.base import Item, Loaded, Score, resolve
 from evalrunner.errors import UserError
 from evalrunner.metrics.classification import topk_hits
 from evalrunner.registry import register
@@ -57,7 +57,7 @@ def image_folder(root: Path, key: str, names: Mapping[str, str], first_id: int) 
 
 
 @register("dataset", "imagenet")
-class ImageNet:
+class ImageNet(Loaded):
     task = "classification"
     kind = "rank"
     id_key = "image"
@@ -87,12 +87,6 @@ class ImageNet:
     def parse(self) -> tuple[list[Item], list[Item]]:
         return (image_folder(self.test_dir, "dataset.test_dir", self.names, 0),
                 image_folder(self.demo_dir, "dataset.demo_dir", self.names, DEMO_IDS))
-
-    def test_items(self) -> Sequence[Item]:
-        return self._test
-
-    def demo_pool(self) -> Sequence[Item]:
-        return self._demos
 
     def postprocess(self, text: str) -> str:
         return text

@@ -8,12 +8,12 @@ from typing import Any
 from omegaconf import DictConfig
 
 from evalrunner.datasets import index
-from evalrunner.datasets.base import Item, Score, expect_list, load_json, resolve
+from evalrunner.datasets.base import Item, Loaded, Score, expect_list, load_json, resolve
 from evalrunner.errors import UserError
 from evalrunner.metrics import cider_scores
 
 
-class KarpathyCaptions:
+class KarpathyCaptions(Loaded):
     task = "caption"
     id_key = "image_id"
     text_key = "caption"
@@ -62,12 +62,6 @@ class KarpathyCaptions:
                 raise UserError(f"dataset.karpathy_file: {path} has no images of split {split!r}; "
                                 "check dataset.test_split / dataset.demo_split")
         return splits[self.test_split], splits[self.demo_split]
-
-    def test_items(self) -> Sequence[Item]:
-        return self._test
-
-    def demo_pool(self) -> Sequence[Item]:
-        return self._demos
 
     def postprocess(self, text: str) -> str:
         return text.split("Output", 1)[0].replace('"', "").strip()

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from omegaconf import DictConfig
 
-from evalrunner.datasets.base import Item, Score
+from evalrunner.datasets.base import Item, Loaded, Score
 from evalrunner.errors import UserError
 from evalrunner.metrics.vqa import VARIANTS, vqa_scores
 
@@ -41,7 +41,7 @@ def demo_items(items: list[Item], key: str, path: object) -> list[Item]:
     return items
 
 
-class VQADataset:
+class VQADataset(Loaded):
     task = "vqa"
     id_key = "question_id"
     text_key = "answer"
@@ -56,12 +56,6 @@ class VQADataset:
         self.demo_mode = cfg.demo_answer
         self._test: Sequence[Item] = []
         self._demos: Sequence[Item] = []
-
-    def test_items(self) -> Sequence[Item]:
-        return self._test
-
-    def demo_pool(self) -> Sequence[Item]:
-        return self._demos
 
     def postprocess(self, text: str) -> str:
         return _CUT.split(text, 1)[0].split(", ", 1)[0].strip()
