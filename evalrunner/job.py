@@ -20,7 +20,7 @@ from evalrunner import batches, demos, distributed, jobdir, protocol, tasks
 from evalrunner.datasets import index
 from evalrunner.datasets.base import Dataset, Item, check_images, prediction_records
 from evalrunner.errors import UserError
-from evalrunner.models import Model, reuse
+from evalrunner.models import reuse
 from evalrunner.predictions import PartialWriter, read_partials, write_json_atomic
 from evalrunner.registry import lookup
 
@@ -112,9 +112,10 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
     sampler = demos.build_sampler(cfg, dataset, items, root, ranks, protocol.demo_count(cfg))
     if protocol.text_demos(cfg):
         sampler = protocol.TextOnly(sampler)
-    built = reuse.build(cfg.model, cfg.dataset, ranks.device, cfg.reuse_model)  # the previous job's weights, if alike
-    model = built.model
-    predict = tasks.predictor(dataset, model, cfg.model.name)  # generate or rank, as the dataset's kind says
+    # the previous job's weights, if alike
+    built = reuse.build(cfg.model, ranks.device, protocol.demo_count(cfg) + 1, cfg.reuse_model)
+    model = tasks.Requester(dataset, built.model, cfg.dataset)  # each item's request, prepared by the backend
+    predict = tasks.predictor(dataset, built.model, cfg.model.name)  # generate or rank, as the dataset's task says
     loaded = time.perf_counter()
 
     resumed: dict[int, str] = {}
@@ -163,7 +164,7 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
         "seed": cfg.seed, "metric": dataset.metric, "score": score, "num_samples": len(items),
         "sample_data": sample, "world_size": ranks.world, "fingerprint": fp, **scored_.extra,
         "protocol": protocol.name(cfg), **({"vqa_variant": cfg.dataset.vqa_variant} if dataset.task == "vqa" else {}),
-        **({"prompt_hash": model.prompt_hash} if hasattr(model, "prompt_hash") else {}),
+        **({"prompt_hash": model.prompt_hash} if model.prompt_hash is not None else {}),
         "model_reused": built.reused,
         # load includes model_load: about 0 when the model was reused from this process's previous job
         "timings": {"load": loaded - start, "model_load": built.seconds, "generate": generated - loaded,
@@ -185,14 +186,15 @@ def _shown(score: float | None) -> str:
 class _Prepare:
     """The DataLoader's collate_fn: draws each item's demos and lets the model do its CPU work."""
 
-    def __init__(self, model: Model, sampler: demos.Sampler) -> None:
+    def __init__(self, model: tasks.Requester, sampler: demos.Sampler) -> None:
         self.model, self.sampler = model, sampler
 
     def __call__(self, items: list[Item]) -> tuple[list[Item], Any]:
         return items, self.model.prepare(items, [self.sampler(it) for it in items])
 
 
-def _sort_keys(ranks: distributed.Ranks, model: Model, sampler: demos.Sampler, items: list[Item]) -> list[int] | None:
+def _sort_keys(ranks: distributed.Ranks, model: tasks.Requester, sampler: demos.Sampler,
+               items: list[Item]) -> list[int] | None:
     """The model's sort key of every test item (e.g. its prompt length, to cut padding), or None if it has none.
 
     Each rank computes the keys of every world-th item and all ranks gather them, so the global order costs one
@@ -216,7 +218,7 @@ def _sort_keys(ranks: distributed.Ranks, model: Model, sampler: demos.Sampler, i
     return keys
 
 
-def _generate(cfg: DictConfig, ranks: distributed.Ranks, out: Path, predict: tasks.Predict, model: Model,
+def _generate(cfg: DictConfig, ranks: distributed.Ranks, out: Path, predict: tasks.Predict, model: tasks.Requester,
               sampler: demos.Sampler, mine: list[list[Item]]) -> tuple[list[int], list[str]]:
     # batch_size=None: the loader yields our batches as they are, prepared in its workers
     loader: DataLoader[list[Item]] = DataLoader(mine, batch_size=None,  # type: ignore[arg-type]

@@ -11,8 +11,8 @@ from evalrunner.models.nearest import NearestDemo
 
 
 class FaultyModel(NearestDemo):
-    def __init__(self, cfg: DictConfig, dataset_cfg: DictConfig, device: torch.device) -> None:
-        super().__init__(cfg, dataset_cfg, device)
+    def __init__(self, cfg: DictConfig, device: torch.device, max_images: int) -> None:
+        super().__init__(cfg, device, max_images)
         self.fail_rank, self.mode = cfg.fail_rank, cfg.mode
 
     def generate(self, batch: Any) -> list[str]:

@@ -69,6 +69,8 @@ def test_an_interrupted_classification_job_resumes_from_its_partial_file_to_the_
 
 def test_a_model_that_cannot_rank_is_refused_for_a_classification_dataset() -> None:
     class GenerateOnly:
+        ranks = False
+
         def generate(self, batch: object) -> list[str]:
             return []
 

@@ -196,15 +196,17 @@ def test_okvqa_stems_each_prediction_after_the_vqa_cut() -> None:
 
 def test_hf_prompts_show_text_only_demos_without_an_image(tmp_path: Path) -> None:
     tiny_hf = pytest.importorskip("tiny_hf")
+    from evalrunner import tasks
     from evalrunner.models.hf import HFModel
 
     cfg = compose_cfg(["dataset=vqav2", "model=hf", f"model.path={tiny_hf.build_llava(tmp_path, chat=False)}"])
-    model = HFModel(cfg.model, cfg.dataset, __import__("torch").device("cpu"))
+    model = HFModel(cfg.model, __import__("torch").device("cpu"), 3)
+    requests = tasks.Requester(dataset("vqav2"), model, cfg.dataset)
     query = dataset("vqav2").test_items()[0]
     demos = protocol.TextOnly(lambda _: dataset("vqav2").demo_pool()[:2])(query)
 
-    prompt = model.prompt(query, demos)
-    batch = model.prepare([query], [demos])
+    prompt = model.render(requests.request(query, demos).prompt)
+    batch = requests.prepare([query], [demos]).inputs
 
     assert prompt.count(model.image_token) == 1 and prompt.endswith(f"<image>Question:{query.question} Short answer:")
     assert prompt.startswith(f"Question:{demos[0].question} Short answer:{demos[0].answer}\n")

@@ -10,6 +10,7 @@ import torch
 from conftest import SAMPLE, cli, compose_cfg
 
 from evalrunner import demos as demo_sampling
+from evalrunner import tasks
 from evalrunner.datasets.base import Item
 from evalrunner.errors import UserError
 from evalrunner.models.hf import HFModel
@@ -33,9 +34,17 @@ def paligemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_hf.build_paligemma(tmp_path_factory.mktemp("paligemma"))
 
 
-def adapter(path: Path | str, dataset: str = "vqav2", overrides: tuple[str, ...] = ()) -> HFModel:
+def adapter(path: Path | str, dataset: str = "vqav2", overrides: tuple[str, ...] = ()) -> tasks.Requester:
+    """The job's view of the backend: each item's request, prepared by the backend."""
     cfg = compose_cfg([f"dataset={dataset}", "model=hf", f"model.path={path}", *overrides])
-    return HFModel(cfg.model, cfg.dataset, CPU)
+    ds = lookup("dataset", dataset)(cfg.dataset, SAMPLE)
+    return tasks.Requester(ds, HFModel(cfg.model, CPU, 4), cfg.dataset)
+
+
+def prompt_text(model: tasks.Requester, item: Item, demos: list[Item]) -> str:
+    backend = model.backend
+    assert isinstance(backend, HFModel)
+    return backend.render(model.request(item, demos).prompt)
 
 
 def sample_items(dataset: str, n: int, pool: bool = False) -> list[Item]:
@@ -84,19 +93,19 @@ def test_a_chat_model_sees_demos_as_alternating_user_and_assistant_turns(llava: 
     model = adapter(llava)
     query, demos = sample_items("vqav2", 1)[0], sample_items("vqav2", 2, pool=True)
 
-    prompt = model.prompt(query, demos)
+    prompt = prompt_text(model, query, demos)
 
     instruction = "Answer the question with a single word or phrase."
     expected = "".join(f"USER:<image> {d.question}\n{instruction}</s>\nASSISTANT: {d.answer}</s>\n" for d in demos)
     assert prompt == expected + f"USER:<image> {query.question}\n{instruction}</s>\nASSISTANT:"
-    assert model.prompt_style == "chat"
+    assert model.backend.prompt_style.form == "chat"
 
 
 def test_a_caption_chat_turn_holds_only_the_image_and_the_instruction(llava: Path) -> None:
     model = adapter(llava, "coco")
     query, demo = sample_items("coco", 1)[0], sample_items("coco", 1, pool=True)[0]
 
-    prompt = model.prompt(query, [demo])
+    prompt = prompt_text(model, query, [demo])
 
     instruction = "Write a short caption for the image."
     assert (
@@ -109,11 +118,11 @@ def test_chat_template_false_gives_the_flamingo_prompt_with_the_models_image_tok
     model = adapter(idefics3, overrides=("model.chat_template=false",))
     query, demos = sample_items("vqav2", 1)[0], sample_items("vqav2", 2, pool=True)
 
-    prompt = model.prompt(query, demos)
+    prompt = prompt_text(model, query, demos)
 
     shots = "\n".join(f"<image>Question:{d.question} Short answer:{d.answer}" for d in demos)
     assert prompt == f"{shots}\n<image>Question:{query.question} Short answer:"
-    assert model.prompt_style == "flamingo"
+    assert model.backend.prompt_style.form == "flamingo"
 
 
 def test_auto_uses_the_flamingo_prompt_when_the_processor_has_no_chat_template(
@@ -122,7 +131,7 @@ def test_auto_uses_the_flamingo_prompt_when_the_processor_has_no_chat_template(
     model = adapter(llava_without_chat_template, "coco")
     demo = sample_items("coco", 1, pool=True)[0]
 
-    prompt = model.prompt(sample_items("coco", 1)[0], [demo])
+    prompt = prompt_text(model, sample_items("coco", 1)[0], [demo])
 
     assert prompt == f"<image>Output:{demo.answer}\n<image>Output:"
 
@@ -130,7 +139,7 @@ def test_auto_uses_the_flamingo_prompt_when_the_processor_has_no_chat_template(
 def test_a_jinja_chat_template_in_the_config_replaces_the_processors(llava: Path) -> None:
     model = adapter(llava, overrides=("model.chat_template='{{ messages | length }} turns'",))
 
-    prompt = model.prompt(sample_items("vqav2", 1)[0], sample_items("vqav2", 2, pool=True))
+    prompt = prompt_text(model, sample_items("vqav2", 1)[0], sample_items("vqav2", 2, pool=True))
 
     assert prompt == "5 turns"
     assert model.prompt_hash != adapter(llava).prompt_hash
@@ -140,20 +149,20 @@ def test_paligemma_sees_every_image_first_then_the_demos_and_the_query_as_text(p
     model = adapter(paligemma)
     query, demos = sample_items("vqav2", 1)[0], sample_items("vqav2", 2, pool=True)
 
-    prompt = model.prompt(query, demos)
+    prompt = prompt_text(model, query, demos)
 
     shots = "\n".join(f"Question:{d.question} Short answer:{d.answer}" for d in demos)
     assert prompt == f"<image><image><image>{shots}\nQuestion:{query.question} Short answer:"
-    assert model.prompt_style == "flamingo" and model.images_first
+    assert model.backend.prompt_style.form == "flamingo" and model.backend.prompt_style.images_first
 
 
 def test_paligemma_input_has_all_image_tokens_then_one_bos_then_text(paligemma: Path) -> None:
     model = adapter(paligemma)
 
-    batch = model.prepare(sample_items("vqav2", 1), [sample_items("vqav2", 2, pool=True)])
+    batch = model.prepare(sample_items("vqav2", 1), [sample_items("vqav2", 2, pool=True)]).inputs
 
     ids = batch["input_ids"][0].tolist()
-    image, bos = model.tokenizer.convert_tokens_to_ids(["<image>", "<bos>"])
+    image, bos = model.backend.tokenizer.convert_tokens_to_ids(["<image>", "<bos>"])
     assert ids[: 3 * 4 + 1] == [image] * 3 * 4 + [bos]  # 3 images of 4 tokens each
     assert image not in ids[3 * 4 :] and ids.count(bos) == 1
     assert batch["pixel_values"].shape[0] == 3
@@ -174,15 +183,15 @@ def test_a_long_prompt_drops_leading_demos_and_keeps_the_query(checkpoint: str, 
     probe = adapter(path)
     short, long = sample_items("vqav2", 2)
     demos = sample_items("vqav2", 3, pool=True)
-    one_demo = probe.prepare([long], [demos[-1:]])
+    one_demo = probe.prepare([long], [demos[-1:]]).inputs
     fits = int(one_demo["attention_mask"].sum())
     model = adapter(path, overrides=(f"model.max_length={fits + 5}",))  # 5 = max_new_tokens of vqav2
 
     batch = model.prepare([short, long], [[], demos])
 
-    kept = batch["input_ids"][1][batch["attention_mask"][1].bool()]
+    kept = batch.inputs["input_ids"][1][batch.inputs["attention_mask"][1].bool()]
     assert kept.tolist() == one_demo["input_ids"][0].tolist()
-    assert len(model.generate(batch)) == 2
+    assert len(model.backend.generate(batch)) == 2
 
 
 def test_a_query_alone_past_the_context_length_is_an_error_naming_model_max_length(llava: Path) -> None:
@@ -201,8 +210,8 @@ def test_generation_is_deterministic_with_one_text_per_item(
     items, pool = sample_items(dataset, 5), sample_items(dataset, 10, pool=True)
     demos = [pool[i : i + 2] for i in range(5)]
 
-    first = model.generate(model.prepare(items, demos))
-    second = model.generate(model.prepare(items, demos))
+    first = model.backend.generate(model.prepare(items, demos))
+    second = model.backend.generate(model.prepare(items, demos))
 
     assert first == second
     assert len(first) == 5 and all(isinstance(t, str) for t in first)
@@ -216,9 +225,9 @@ def test_left_padding_leaves_each_items_greedy_output_as_if_alone(
     items, pool = sample_items("vqav2", 3), sample_items("vqav2", 6, pool=True)
     demos = [[], pool[:2], pool[2:6]]  # prompts of very different lengths, so the short ones get padded
 
-    together = model.generate(model.prepare(items, demos))
+    together = model.backend.generate(model.prepare(items, demos))
 
-    alone = [model.generate(model.prepare([it], [ds]))[0] for it, ds in zip(items, demos, strict=True)]
+    alone = [model.backend.generate(model.prepare([it], [ds]))[0] for it, ds in zip(items, demos, strict=True)]
     assert together == alone
 
 
@@ -226,10 +235,10 @@ def test_half_precision_keeps_token_ids_integer(llava: Path) -> None:
     model = adapter(llava, overrides=("model.dtype=bfloat16",))
     batch = model.prepare(sample_items("vqav2", 2), [sample_items("vqav2", 1, pool=True)] * 2)
 
-    texts = model.generate(batch)
+    texts = model.backend.generate(batch)
 
-    assert model.model.dtype == torch.bfloat16
-    assert not batch["input_ids"].is_floating_point()
+    assert isinstance(model.backend, HFModel) and model.backend.model.dtype == torch.bfloat16
+    assert not batch.inputs["input_ids"].is_floating_point()
     assert len(texts) == 2
 
 
@@ -242,6 +251,7 @@ def test_the_sort_key_grows_with_the_number_of_demos(idefics3: Path) -> None:
     model = adapter(idefics3)
     query, pool = sample_items("vqav2", 1)[0], sample_items("vqav2", 4, pool=True)
 
+    assert model.sort_key is not None
     keys = [model.sort_key(query, pool[:k]) for k in range(4)]
 
     assert keys == sorted(keys) and len(set(keys)) == 4

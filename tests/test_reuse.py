@@ -24,23 +24,23 @@ class Weights:
 
 
 class Counting:
-    """A test model whose costly part goes through the cache, keyed by model.size."""
+    """A test backend whose costly part goes through the cache, keyed by model.size."""
 
-    def __init__(self, cfg: object, dataset_cfg: object, device: torch.device) -> None:
+    def __init__(self, cfg: object, device: torch.device, max_images: int) -> None:
         self.weights = reuse.shared("counting", {"size": cfg.size}, device, Weights)  # type: ignore[attr-defined]
-        self.task = dataset_cfg.task  # type: ignore[attr-defined]
+        self.max_images = max_images
 
 
 class Plain:
-    """A test model with no costly part."""
+    """A test backend with no costly part."""
 
-    def __init__(self, cfg: object, dataset_cfg: object, device: torch.device) -> None:
+    def __init__(self, cfg: object, device: torch.device, max_images: int) -> None:
         pass
 
 
-def _build(size: int, dataset: str = "vqav2", enabled: bool = True) -> reuse.Built:
-    cfg = compose_cfg([f"dataset={dataset}", "model.name=test_reuse:Counting", f"+model.size={size}"])
-    return reuse.build(cfg.model, cfg.dataset, CPU, enabled)
+def _build(size: int, max_images: int = 1, enabled: bool = True) -> reuse.Built:
+    cfg = compose_cfg(["model.name=test_reuse:Counting", f"+model.size={size}"])
+    return reuse.build(cfg.model, CPU, max_images, enabled)
 
 
 def _jobs(sweep: Path) -> list[dict]:
@@ -52,15 +52,15 @@ def _num(job: Path) -> int:
     return int((job / ".hydra" / "hydra.yaml").read_text().split("\n    num: ")[1].split()[0])
 
 
-def test_a_second_build_with_the_same_settings_reuses_the_part_and_rebuilds_the_adapter_for_its_dataset() -> None:
+def test_a_second_build_with_the_same_settings_reuses_the_part_and_rebuilds_the_backend_for_its_job() -> None:
     reuse.release()
-    first = _build(1, "vqav2")
+    first = _build(1, max_images=1)
 
-    second = _build(1, "coco")
+    second = _build(1, max_images=5)
 
     assert not first.reused and second.reused
     assert second.model.weights is first.model.weights and second.model is not first.model
-    assert (first.model.task, second.model.task) == ("vqa", "caption")
+    assert (first.model.max_images, second.model.max_images) == (1, 5)
 
 
 def test_other_settings_load_again_and_free_the_part_held_before() -> None:
@@ -91,7 +91,7 @@ def test_a_model_built_outside_a_job_loads_its_own_part_even_when_one_is_held() 
     held = _build(1).model.weights
     cfg = compose_cfg(["model.name=test_reuse:Counting", "+model.size=1"])
 
-    direct = Counting(cfg.model, cfg.dataset, CPU)
+    direct = Counting(cfg.model, CPU, 1)
 
     assert direct.weights is not held
 
@@ -99,7 +99,7 @@ def test_a_model_built_outside_a_job_loads_its_own_part_even_when_one_is_held() 
 def test_a_model_that_asks_the_cache_for_nothing_is_never_reported_as_reused() -> None:
     cfg = compose_cfg(["model.name=test_reuse:Plain"])
 
-    builds = [reuse.build(cfg.model, cfg.dataset, CPU) for _ in range(2)]
+    builds = [reuse.build(cfg.model, CPU, 1) for _ in range(2)]
 
     assert not any(b.reused for b in builds)
 

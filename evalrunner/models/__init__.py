@@ -1,4 +1,4 @@
 from evalrunner.models import hf, nearest, reuse  # noqa: F401  (hf and nearest fill the registry)
-from evalrunner.models.base import Model, build_model
+from evalrunner.models.base import Backend, build_model
 
-__all__ = ["Model", "build_model", "reuse"]
+__all__ = ["Backend", "build_model", "reuse"]

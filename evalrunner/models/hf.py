@@ -1,23 +1,25 @@
-"""Any Hugging Face image-text-to-text checkpoint: few-shot prompts of interleaved images and text, batched generation.
+"""Any Hugging Face image-text-to-text checkpoint: requests rendered with its chat template or its image token,
+batched generation, and candidates ranked against the prompt's KV cache (hf_rank.py).
 
 transformers is imported inside the class only: the registry imports this module whether or not it is installed.
 """
 
-import hashlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from evalrunner.datasets.base import Item
 from evalrunner.errors import UserError
 from evalrunner.models import reuse
-from evalrunner.models.base import LogLikelihoods
+from evalrunner.models.base import Backend
 from evalrunner.models.hf_rank import candidate_logprobs
+from evalrunner.prompts import CHAT, FLAMINGO, PromptStyle
 from evalrunner.registry import register
+from evalrunner.requests import GenerateRequest, LogLikelihoods, Prompt, RankRequest, Request, Text
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _MODEL_CLASSES = ("AutoModelForImageTextToText", "AutoModelForVision2Seq")  # the second: transformers < 4.46 names
@@ -50,9 +52,20 @@ def _check_path(path: str) -> None:
         raise UserError(f"model.path={path}: not a Hugging Face checkpoint (no config.json in the directory)")
 
 
+@dataclass
+class Encoded:
+    """A prepared batch: the processor's output and the requests it encodes."""
+
+    inputs: Any  # input_ids, attention_mask, pixel_values, ...
+    requests: list[Request]
+
+
 @register("model", "hf")
-class HFModel:
-    def __init__(self, cfg: DictConfig, dataset_cfg: DictConfig, device: torch.device) -> None:
+class HFModel(Backend):
+    ranks = True
+    sorts = True
+
+    def __init__(self, cfg: DictConfig, device: torch.device, max_images: int) -> None:
         try:
             import transformers
         except ImportError:
@@ -62,36 +75,27 @@ class HFModel:
         path = str(cfg.path)
         _check_path(path)
         self.dtype = resolve_dtype(str(cfg.dtype), device)
-        self.is_vqa = dataset_cfg.task == "vqa"
-        self.is_rank = dataset_cfg.task == "classification"  # scores candidates (rank) instead of generating
-        self.prompt_cfg = dataset_cfg.prompt
-        self.generation = None if self.is_rank else dataset_cfg.generation
         self.rank_chunk = int(cfg.get("rank_chunk") or 64)
         # Only what the processor and the weights are built from: the later jobs of this process get the same ones.
         settings = {k: cfg[k] for k in ("trust_remote_code", "attn_implementation", "device_map")}
         self.processor, self.model = reuse.shared("hf", {**settings, "path": path, "dtype": str(self.dtype)}, device,
                                                   lambda: self._load(transformers, path, cfg, device))
         self.tokenizer = self.processor.tokenizer
-        # New tokens must follow every prompt directly; ranking right-pads instead (see hf_rank: its positions).
-        self.tokenizer.padding_side = "right" if self.is_rank else "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.image_token = str(getattr(self.processor, "image_token", None) or "<image>")
         self.chat_template = self._pick_chat_template(cfg.chat_template)
         if self.chat_template is not None:
-            parts = [self.chat_template, self.prompt_cfg.instruction]
+            self.prompt_style = PromptStyle(CHAT, template=self.chat_template)
         else:
-            parts = [self.prompt_cfg.demo, self.prompt_cfg.query, self.prompt_cfg.separator, self.image_token]
-        self.prompt_style = "chat" if self.chat_template is not None else "flamingo"
-        self.images_first = self.prompt_style == "flamingo" and type(self.processor).__name__ in _IMAGES_FIRST
-        if self.images_first:
-            parts.append("images first")
-        self.prompt_hash = hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:12]
+            self.prompt_style = PromptStyle(FLAMINGO, image_token=self.image_token,
+                                            images_first=type(self.processor).__name__ in _IMAGES_FIRST)
         text_config = self.model.config.get_text_config()
         context = cfg.max_length or getattr(text_config, "max_position_embeddings", None)
-        self.context = None if context is None else int(context)
-        reserve = 0 if self.generation is None else int(self.generation.max_new_tokens)  # rank checks its own
-        self.max_prompt_tokens = None if context is None else int(context) - reserve
+        self.context_length = None if context is None else int(context)
+        self._images: dict[str, Image.Image] = {}
+        self._candidate_key: tuple[str, ...] = ()
+        self._candidate_ids: list[list[int]] = []
 
     def _load(self, transformers: Any, path: str, cfg: DictConfig, device: torch.device) -> tuple[Any, Any]:
         try:
@@ -140,91 +144,64 @@ class HFModel:
 
     def __getstate__(self) -> dict[str, Any]:
         # Workers started by spawn or forkserver need only the processor to prepare batches, never the weights.
-        return {k: v for k, v in self.__dict__.items() if k != "model"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("model", "_images")} | {"_images": {}}
 
-    def _user_turn(self, item: Item) -> list[dict[str, str]]:
-        instruction = str(self.prompt_cfg.instruction)
-        text = f"{item.question}\n{instruction}" if self.is_vqa or item.question else instruction  # e.g. a meme's text
-        # A text-only demo (image_path "", OpenFlamingo's zero-shot) gets no image in its turn.
-        return [{"type": "image"}] * bool(item.image_path) + [{"type": "text", "text": text}]
+    def render(self, prompt: Prompt) -> str:
+        """The prompt's text, with one image placeholder per image, in image order."""
+        if not prompt.is_chat:
+            return prompt.text(self.image_token)
+        messages = [{"role": turn.role, "content": [{"type": "text", "text": p.text} if isinstance(p, Text)
+                                                    else {"type": "image"} for p in turn.parts]}
+                    for turn in prompt.turns]
+        text: str = self.processor.apply_chat_template(
+            messages, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
+        )
+        return text
 
-    def prompt(self, item: Item, demos: list[Item]) -> str:
-        """The full prompt text, with one image placeholder per demo and one for the query, in image order."""
-        if self.chat_template is not None:
-            messages: list[dict[str, Any]] = []
-            for d in demos:
-                messages.append({"role": "user", "content": self._user_turn(d)})
-                messages.append({"role": "assistant", "content": [{"type": "text", "text": d.answer}]})
-            messages.append({"role": "user", "content": self._user_turn(item)})
-            return self.processor.apply_chat_template(
-                messages, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
-            )
-        p = self.prompt_cfg
-        image = "" if self.images_first else self.image_token
-        fill = [str(p.demo).replace("<image>", image if d.image_path else "")
-                .format(question=d.question, answer=d.answer) for d in demos]
-        fill.append(str(p.query).replace("<image>", image).format(question=item.question, answer=""))
-        lead = self.image_token * (sum(bool(d.image_path) for d in demos) + 1) if self.images_first else ""
-        return lead + str(p.separator).join(fill)
+    def sort_key(self, request: Request) -> int:
+        return len(self.tokenizer(self.render(request.prompt), add_special_tokens=False)["input_ids"])
 
-    def sort_key(self, item: Item, demos: list[Item]) -> int:
-        return len(self.tokenizer(self.prompt(item, demos), add_special_tokens=False)["input_ids"])
+    def _pictures(self, requests: Sequence[Request]) -> list[list[Image.Image]]:
+        """Each request's images, decoded once per batch: truncation re-encodes single items of the last batch."""
+        paths = {p for r in requests for p in r.prompt.images}
+        images = {p: self._images[p] if p in self._images else _open_rgb(p) for p in paths}
+        if len(requests) > 1 or not paths <= self._images.keys():
+            self._images = images
+        return [[images[p] for p in r.prompt.images] for r in requests]
 
-    def _encode(self, items: list[Item], demos: list[list[Item]], images: dict[str, Image.Image]) -> Any:
-        texts = [self.prompt(it, ds) for it, ds in zip(items, demos, strict=True)]
-        pictures = [
-            [images[d.image_path] for d in ds if d.image_path] + [images[it.image_path]]
-            for it, ds in zip(items, demos, strict=True)
-        ]
-        return self.processor(text=texts, images=pictures, padding=True, return_tensors="pt")
+    def prepare(self, requests: Sequence[Request]) -> Encoded:
+        # New tokens must follow every prompt directly; ranking right-pads instead (see hf_rank: its positions).
+        self.tokenizer.padding_side = "right" if isinstance(requests[0], RankRequest) else "left"
+        texts = [self.render(r.prompt) for r in requests]
+        inputs = self.processor(text=texts, images=self._pictures(requests), padding=True, return_tensors="pt")
+        return Encoded(inputs, list(requests))
 
-    def prepare(self, items: list[Item], demos: list[list[Item]]) -> Any:
-        images: dict[str, Image.Image] = {}
-        for path in [it.image_path for it in items] + [d.image_path for ds in demos for d in ds]:
-            if path and path not in images:
-                with Image.open(path) as img:
-                    images[path] = img.convert("RGB")
-        kept = [list(ds) for ds in demos]
-        batch = self._encode(items, kept, images)
-        limit = self.max_prompt_tokens
-        lengths = batch["attention_mask"].sum(dim=1).tolist()
-        if limit is None or max(lengths) <= limit:
-            return batch
-        for i, n in enumerate(lengths):
-            # Too long: drop whole demos from the front, farthest from the query, never cutting the query.
-            while n > limit:
-                if not kept[i]:
-                    raise UserError(
-                        f"item {items[i].id}: the query alone is {n} tokens, past the {limit} that the "
-                        "context length (model.max_length) leaves after max_new_tokens; raise "
-                        "model.max_length or shorten the prompt"
-                    )
-                kept[i] = kept[i][1:]
-                n = int(self._encode([items[i]], [kept[i]], images)["attention_mask"].sum())
-        return self._encode(items, kept, images)
+    def prompt_lengths(self, batch: Encoded) -> list[int]:
+        lengths: list[int] = batch.inputs["attention_mask"].sum(dim=1).tolist()
+        return lengths
+
+    def _on_device(self, inputs: Any) -> dict[str, Any]:
+        # labels (PaliGemma's processor makes them for fine-tuning) would have the model compute a loss.
+        # Only floating tensors take the model dtype: token ids and masks must stay integer.
+        device = self.model.device
+        return {k: v.to(device, dtype=self.dtype) if v.is_floating_point() else v.to(device)
+                for k, v in inputs.items() if isinstance(v, torch.Tensor) and k != "labels"}
 
     @torch.inference_mode()
-    def generate(self, batch: Any) -> list[str]:
-        device = self.model.device
-        # labels (PaliGemma's processor makes them for fine-tuning) would have generate compute a loss on each step.
-        batch = {k: v for k, v in batch.items() if k != "labels"}
-        # Only floating tensors take the model dtype: token ids and masks must stay integer.
-        inputs = {
-            k: v.to(device, dtype=self.dtype) if v.is_floating_point() else v.to(device)
-            for k, v in batch.items()
-            if isinstance(v, torch.Tensor)
-        }
-        inputs.update({k: v for k, v in batch.items() if not isinstance(v, torch.Tensor)})
-        g = self.generation
-        if g is None:
-            raise RuntimeError("generate() on a classification dataset, which ranks candidates instead")
-        beams = int(g.num_beams)
+    def generate(self, batch: Encoded) -> list[str]:
+        g = batch.requests[0]
+        if not isinstance(g, GenerateRequest):
+            raise TypeError("generate() takes a batch of GenerateRequests")
+        inputs = self._on_device(batch.inputs)
+        inputs.update({k: v for k, v in batch.inputs.items() if not isinstance(v, torch.Tensor)})
         # length_penalty only means something to beam search; greedy decoding warns when it is passed.
-        extra = {"length_penalty": float(g.length_penalty)} if beams > 1 else {}
+        extra: dict[str, Any] = {"length_penalty": g.length_penalty} if g.num_beams > 1 else {}
+        if g.stop:
+            extra.update(stop_strings=list(g.stop), tokenizer=self.tokenizer)
         out = self.model.generate(
             **inputs,
-            max_new_tokens=int(g.max_new_tokens),
-            num_beams=beams,
+            max_new_tokens=g.max_new_tokens,
+            num_beams=g.num_beams,
             do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
             **extra,
@@ -233,18 +210,19 @@ class HFModel:
         return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
     @torch.inference_mode()
-    def rank(self, batch: Any, candidates: Sequence[str]) -> LogLikelihoods:
+    def rank(self, batch: Encoded) -> LogLikelihoods:
+        r = batch.requests[0]
+        if not isinstance(r, RankRequest):
+            raise TypeError("rank() takes a batch of RankRequests")
         # Candidates are tokenized on their own and appended to the prompt's tokens, as OpenFlamingo does.
-        key = tuple(candidates)
-        if getattr(self, "_candidate_key", None) != key:
-            self._candidate_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in candidates]
-            self._candidate_key = key
-        device = self.model.device
-        inputs = {
-            k: v.to(device, dtype=self.dtype) if v.is_floating_point() else v.to(device)
-            for k, v in batch.items()
-            if isinstance(v, torch.Tensor) and k != "labels"
-        }
-        total, mean = candidate_logprobs(self.model, inputs, self._candidate_ids, self.rank_chunk,
-                                         int(self.tokenizer.pad_token_id), self.context)
-        return LogLikelihoods(total=total, mean=mean)
+        if self._candidate_key != r.candidates:
+            self._candidate_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in r.candidates]
+            self._candidate_key = r.candidates
+        mean = candidate_logprobs(self.model, self._on_device(batch.inputs), self._candidate_ids, self.rank_chunk,
+                                  int(self.tokenizer.pad_token_id), self.context_length)
+        return LogLikelihoods(mean=mean)
+
+
+def _open_rgb(path: str) -> Image.Image:
+    with Image.open(path) as img:
+        return img.convert("RGB")

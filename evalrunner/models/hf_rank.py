@@ -61,8 +61,8 @@ def right_padded(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def candidate_logprobs(model: Any, inputs: dict[str, Any], candidates: list[list[int]], chunk: int, pad_id: int,
-                       context: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """(total, mean) log-likelihoods, each (prompts, candidates), of token-id candidates after padded prompts."""
+                       context: int | None) -> np.ndarray:
+    """Per-token mean log-likelihoods, (prompts, candidates), of token-id candidates after padded prompts."""
     if any(not c for c in candidates):
         raise UserError("a ranking candidate tokenizes to no tokens; every candidate needs at least one")
     inputs = right_padded(inputs)
@@ -111,4 +111,4 @@ def candidate_logprobs(model: Any, inputs: dict[str, Any], candidates: list[list
             logprobs = step.logits.float().log_softmax(dim=-1)
             got = logprobs.gather(2, target.to(device)[..., None]).squeeze(-1).double().cpu()
             total[row, picked] += (got * real).sum(dim=1)
-    return total.numpy(), (total / sizes).numpy()
+    return (total / sizes).numpy()

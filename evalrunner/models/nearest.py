@@ -1,11 +1,13 @@
 """Nearest-demo baseline: copy the answer or caption of the demo most like the test item.
 
-It needs no weights and is deterministic, so its scores rise with shots (more demos, closer neighbours).
+It needs no weights and is deterministic, so its scores rise with shots (more demos, closer neighbours). It reads the
+examples, not a prompt: its requests come in the bare form (each turn holds an image, a question, an answer).
 """
 
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,10 +15,12 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from evalrunner.datasets.base import Item
 from evalrunner.models import reuse
-from evalrunner.models.base import LogLikelihoods
+from evalrunner.models.base import Backend
+from evalrunner.prompts import BARE, PromptStyle
 from evalrunner.registry import register
+from evalrunner.requests import Image as ImagePart
+from evalrunner.requests import LogLikelihoods, RankRequest, Request, Text, Turn
 
 _WORD = re.compile(r"[a-z0-9]+")
 UNSEEN = -1e6  # the rank score of a candidate that no demo answered
@@ -55,50 +59,77 @@ def question_similarity(a: str, b: str) -> float:
     return len(wa & wb) / max(1, len(wa | wb))
 
 
+@dataclass(frozen=True)
+class Example:
+    """One turn pair of a bare prompt: what the baseline compares."""
+
+    image_path: str  # "" for a demo shown as text only
+    question: str
+    answer: str = ""
+
+
+def examples(turns: Sequence[Turn]) -> tuple[list[Example], Example]:
+    """The demos and the query of a bare prompt's turns."""
+
+    def read(user: Turn, answer: str = "") -> Example:
+        image = next((p.path for p in user.parts if isinstance(p, ImagePart)), "")
+        return Example(image, "".join(p.text for p in user.parts if isinstance(p, Text)), answer)
+
+    demos = [read(turns[i], "".join(p.text for p in turns[i + 1].parts if isinstance(p, Text)))
+             for i in range(0, len(turns) - 1, 2)]
+    return demos, read(turns[-1])
+
+
 @register("model", "nearest")
-class NearestDemo:
+class NearestDemo(Backend):
     batch_invariant = True  # each item is answered on its own: batch_size only changes the speed
-    def __init__(self, cfg: DictConfig, dataset_cfg: DictConfig, device: torch.device) -> None:
+    ranks = True
+    prompt_style = PromptStyle(BARE)
+
+    def __init__(self, cfg: DictConfig, device: torch.device, max_images: int) -> None:
         self.latency_s = float(cfg.latency_s)
-        self.is_vqa = dataset_cfg.task == "vqa"
-        self.fallback = cfg.fallback_answer if self.is_vqa else cfg.fallback_caption
+        self.fallback_answer, self.fallback_caption = str(cfg.fallback_answer), str(cfg.fallback_caption)
         self.min_question_similarity = float(cfg.min_question_similarity)
         self.thumbnails = reuse.shared("nearest", {}, device, Thumbnails)
 
-    def prepare(self, items: list[Item], demos: list[list[Item]]) -> Any:
-        # Text-only demos (OpenFlamingo's zero-shot) have no image to compare: the baseline answers as with none.
-        demos = [[d for d in ds if d.image_path] for ds in demos]
-        return [(it, ds, self.thumbnails(it.image_path), [self.thumbnails(d.image_path) for d in ds])
-                for it, ds in zip(items, demos)]
+    def prepare(self, requests: Sequence[Request]) -> Any:
+        batch = []
+        for r in requests:
+            demos, query = examples(r.prompt.turns)
+            # Text-only demos (OpenFlamingo's zero-shot) have no image to compare: the baseline answers as with none.
+            demos = [d for d in demos if d.image_path]
+            batch.append((query, demos, self.thumbnails(query.image_path), [self.thumbnails(d.image_path) for d in demos],
+                          r.candidates if isinstance(r, RankRequest) else ()))
+        return batch
 
     def generate(self, batch: Any) -> list[str]:
         if self.latency_s:
             time.sleep(self.latency_s)
-        return [self._answer(it, ds, feat, demo_feats) for it, ds, feat, demo_feats in batch]
+        return [self._answer(query, demos, feat, demo_feats) for query, demos, feat, demo_feats, _ in batch]
 
-    def _answer(self, item: Item, demos: list[Item], feat: np.ndarray, demo_feats: list[np.ndarray]) -> str:
+    def _answer(self, item: Example, demos: list[Example], feat: np.ndarray, demo_feats: list[np.ndarray]) -> str:
+        is_vqa = bool(item.question)  # a caption's query has no question
         if not demos:
-            return self.fallback
+            return self.fallback_answer if is_vqa else self.fallback_caption
         distance = [float(np.square(feat - f).sum()) for f in demo_feats]
-        if self.is_vqa:
+        if is_vqa:
             # The question decides what kind of answer fits; the image picks among demos asking alike.
             sims = [round(question_similarity(item.question, d.question), 6) for d in demos]
             best = max(range(len(demos)), key=lambda i: (sims[i], -distance[i], -i))
             if sims[best] < self.min_question_similarity:
-                return self.fallback  # no demo asks anything alike: its answer would be a guess
+                return self.fallback_answer  # no demo asks anything alike: its answer would be a guess
         else:
             best = min(range(len(demos)), key=lambda i: (distance[i], i))
         return demos[best].answer
 
-    def rank(self, batch: Any, candidates: Sequence[str]) -> LogLikelihoods:
+    def rank(self, batch: Any) -> LogLikelihoods:
         if self.latency_s:
             time.sleep(self.latency_s)
-        scores = np.array([self._scores(it, ds, feat, demo_feats, candidates) for it, ds, feat, demo_feats in batch],
-                          dtype=np.float64).reshape(len(batch), len(candidates))
-        # A candidate counts as one token, so its mean is its total.
-        return LogLikelihoods(total=scores, mean=scores.copy())
+        count = len(batch[0][4]) if batch else 0
+        scores = np.array([self._scores(*entry) for entry in batch], dtype=np.float64).reshape(len(batch), count)
+        return LogLikelihoods(mean=scores)  # a candidate counts as one token
 
-    def _scores(self, item: Item, demos: list[Item], feat: np.ndarray, demo_feats: list[np.ndarray],
+    def _scores(self, item: Example, demos: list[Example], feat: np.ndarray, demo_feats: list[np.ndarray],
                 candidates: Sequence[str]) -> list[float]:
         """Per candidate: minus the distance to the nearest demo whose answer it is (UNSEEN if none is); with no
         demos every candidate ties."""

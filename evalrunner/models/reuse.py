@@ -1,10 +1,10 @@
 """The costly part of a model (weights, processor), loaded once per process and lent to the later jobs of a sweep.
 
 One process runs several jobs when Hydra's basic launcher runs a sweep, or when `hydra.launcher.jobs_per_task` packs
-several into one array element. A model asks `shared()` for its costly part, keyed by the settings that part is
-built from and the device; the adapter around it is still built per job, so whatever it derives from the dataset
-config (task, prompt, generation settings, the tokenizer's padding side) is the job's own. Only the last part asked
-for is held: a sweep over two checkpoints must never keep both on one GPU.
+several into one array element. A backend asks `shared()` for its costly part, keyed by the settings that part is
+built from and the device; the backend around it is still built per job, so whatever it derives from the job (its
+settings, the images per prompt) is the job's own. Only the last part asked for is held: a sweep over two
+checkpoints must never keep both on one GPU.
 """
 
 import gc
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import torch
 from omegaconf import DictConfig
 
-from evalrunner.models.base import Model, build_model
+from evalrunner.models.base import Backend, build_model
 
 T = TypeVar("T")
 
@@ -27,7 +27,7 @@ T = TypeVar("T")
 class Built:
     """How a job got its model: `reused` is True when every costly part it asked for was already loaded."""
 
-    model: Model
+    model: Backend
     seconds: float
     asked: list[bool] = field(default_factory=list)  # one entry per shared() call: True = served from the cache
 
@@ -85,11 +85,11 @@ def _building(enabled: bool) -> Iterator[list[bool]]:
         _asked, _enabled = saved
 
 
-def build(model_cfg: DictConfig, dataset_cfg: DictConfig, device: torch.device, reuse: bool = True) -> Built:
-    """The job's model adapter, around the costly parts already loaded in this process when `reuse` is on."""
+def build(model_cfg: DictConfig, device: torch.device, max_images: int, reuse: bool = True) -> Built:
+    """The job's backend, around the costly parts already loaded in this process when `reuse` is on."""
     start = time.perf_counter()
     if not reuse:
         release()
     with _building(reuse) as asked:
-        model = build_model(model_cfg, dataset_cfg, device)
+        model = build_model(model_cfg, device, max_images)
     return Built(model, time.perf_counter() - start, asked)
