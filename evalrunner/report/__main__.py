@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from evalrunner.errors import UserError
-from evalrunner.predictions import write_atomic
+from evalrunner.atomic import write_atomic
 from evalrunner.report import intervals, plot, render
 from evalrunner.report.cells import sweep_cells
 
