@@ -211,3 +211,15 @@ def test_a_sweeper_other_than_the_basic_one_is_trusted_for_the_jobs_it_launched(
     c = collect(tmp_path)
 
     assert c.problems == []
+
+
+def test_a_job_folder_name_holds_no_slash_and_tells_paths_apart() -> None:
+    from evalrunner.folders import job_dirname
+
+    a = job_dirname(["dataset=vqav2", "data_root=/a/data", "model.path=/x/y/", "rices.model=org/name"])
+    b = job_dirname(["dataset=vqav2", "data_root=/b/data", "model.path=/x/y/", "rices.model=org/name"])
+
+    assert "/" not in a and a.startswith("data_root=data-") and ",model.path=y-" in a and ",rices.model=name-" in a
+    assert a != b and a == job_dirname(["rices.model=org/name", "model.path=/x/y/", "data_root=/a/data",
+                                        "dataset=vqav2"])
+    assert job_dirname(["shots=4", "dataset=coco", "batch_size=2", "+model.latency_s=0.1"]) == "dataset=coco,shots=4"
