@@ -16,7 +16,9 @@ import yaml
 from evalrunner.errors import UserError
 from evalrunner.jobdir import FAILURE, RESULT
 
-_RESULT_KEYS = ("dataset", "shots", "trial", "score", "config")  # what the collector and the report read
+# what the collector and the report read, and its type; the score is null on a split without public answers
+_RESULT_KEYS: dict[str, tuple[type, ...]] = {"dataset": (str,), "shots": (int,), "trial": (int,),
+                                            "score": (int, float, type(None)), "config": (dict,)}
 _BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
@@ -59,6 +61,14 @@ def _overrides(job_dir: Path) -> tuple[tuple[str, ...], str | None]:
     return tuple(str(o) for o in loaded), None
 
 
+def _malformed(result: Any) -> str | None:
+    if not isinstance(result, dict):
+        return f"{RESULT} is not a JSON object"
+    wrong = [k for k, types in _RESULT_KEYS.items()
+             if not isinstance(result.get(k, ...), types) or isinstance(result.get(k), bool)]
+    return f"{RESULT} lacks or mistypes {', '.join(wrong)}" if wrong else None
+
+
 def _damaged(name: str, job_dir: Path, why: str) -> str:
     return f"DAMAGED  {name}: {why}; rerun the job or move {job_dir} away"
 
@@ -79,9 +89,10 @@ def read(sweep_dir: Path) -> Sweep:
             out.problems.append(_damaged(name, d, bad))
         elif (d / RESULT).exists():
             result, bad = read_json(d / RESULT)
-            lacking = [] if bad else [k for k in _RESULT_KEYS if not isinstance(result, dict) or k not in result]
-            if bad or lacking:
-                out.problems.append(_damaged(name, d, bad or f"{RESULT} lacks {', '.join(lacking)}"))
+            if bad is None:
+                bad = _malformed(result)
+            if bad is not None:
+                out.problems.append(_damaged(name, d, bad))
             elif result["score"] is None:
                 out.submissions.append(f"SUBMISSION  {name}: no public answers; the submission file is in {d}")
             else:
