@@ -129,3 +129,15 @@ def test_hydra_and_the_readme_take_the_speed_only_keys_from_the_one_list() -> No
 
     assert list(cfg.hydra.job.config.override_dirname.exclude_keys) == list(RUNTIME_KEYS)
     assert sentence.split("`")[1::2] == list(RUNTIME_KEYS)  # the backticked names, in the list's order
+
+
+def test_the_configs_compose_without_importing_the_schema_module_first() -> None:
+    code = ("from hydra import compose, initialize_config_module\n"
+            "with initialize_config_module(config_module='evalrunner.conf', version_base='1.3'):\n"
+            "    cfg = compose(config_name='config', overrides=['dataset=vqav2'], return_hydra_config=True)\n"
+            "print(cfg.dataset.vqa_variant, ','.join(cfg.hydra.job.config.override_dirname.exclude_keys))\n")
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["official", ",".join(RUNTIME_KEYS)]
