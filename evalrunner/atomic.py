@@ -18,7 +18,7 @@ os.umask(_UMASK)  # read once, at import: mkstemp makes files 0600, but the rest
 
 @contextmanager
 def replacing(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file whose content replaces `path` when the block ends; an error in the block leaves `path` as it was."""
+    """A binary file whose content replaces `path` when the block ends; an error in the block leaves `path` as is."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -173,9 +173,12 @@ def test_a_sweep_folder_that_gains_configs_keeps_no_stale_results_file(tmp_path:
     assert set(c.files.values()) == set(tmp_path.glob("results*.json"))
 
 
-@pytest.mark.parametrize("damage", ["result.json:{\"score\": ", "result.json:\x00\x00\x00", "result.json:{\"score\": 1}", "result.json:[1]",
-                                    "result.json:{\"dataset\": \"coco\", \"shots\": \"4\", \"trial\": 0, \"score\": 1, \"config\": {}}",
-                                    "error.json:not json", "error.json:[]", ".hydra/overrides.yaml:[unclosed"])
+_MISTYPED = json.dumps({"dataset": "coco", "shots": "4", "trial": 0, "score": 1, "config": {}})
+
+
+@pytest.mark.parametrize("damage", ["result.json:{\"score\": ", "result.json:\x00\x00\x00", "result.json:{\"score\": 1}",
+                                    "result.json:[1]", f"result.json:{_MISTYPED}", "error.json:not json",
+                                    "error.json:[]", ".hydra/overrides.yaml:[unclosed"])
 def test_a_damaged_job_file_is_listed_and_the_others_are_still_collected(
         tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]) -> None:
     name, content = damage.split(":", 1)
