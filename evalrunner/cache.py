@@ -15,17 +15,16 @@ import logging
 import os
 import socket
 import struct
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from evalrunner.atomic import replacing
+
 _MAGIC = b"EVRCACH1"
 _FOOTER = struct.Struct("<8sQ32s")  # magic, payload length, sha256 of the payload
 _CHUNK = 1 << 24
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once: mkstemp makes files 0600, but other users' jobs must read the cache
 log = logging.getLogger(__name__)
 
 
@@ -61,19 +60,10 @@ class _HashingWriter:
 def write(path: Path, fill: Callable[[Any], None]) -> None:
     """Write the payload that `fill(f)` writes to `f` (a file-like with only `.write`) atomically, with a footer."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            w = _HashingWriter(f)
-            fill(w)
-            f.write(_FOOTER.pack(_MAGIC, w.size, w.sha.digest()))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as f:
+        w = _HashingWriter(f)
+        fill(w)
+        f.write(_FOOTER.pack(_MAGIC, w.size, w.sha.digest()))
 
 
 def valid(path: Path) -> bool:

@@ -11,6 +11,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from omegaconf import MISSING
 
+from evalrunner.folders import RUNTIME_KEYS  # noqa: F401  (re-exported; importing it registers conf/'s resolvers)
 from hydra_plugins.evalrunner_launcher.launcher import LocalLauncher, SlurmLauncher
 
 
@@ -163,7 +164,3 @@ _store.store(group="dataset", name="textvqa_schema", node=TextVQA)
 _store.store(group="dataset", name="flickr30k_schema", node=Flickr30k)
 _store.store(group="dataset", name="imagenet_schema", node=ImageNet)
 _store.store(group="dataset", name="hatefulmemes_schema", node=HatefulMemes)
-
-# Keys that change how fast a job runs but not what it predicts; a rerun that differs only in these resumes.
-RUNTIME_KEYS = ("batch_size", "num_workers", "dist_timeout_s", "model.latency_s", "rices.batch_size", "rices.cache_dir",
-                "index_dir", "reuse_model")

@@ -158,6 +158,8 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
     score = scored_.value
     if scored_.per_item is not None:
         write_json_atomic(out / jobdir.ITEM_SCORES, {str(i): s for i, s in sorted(scored_.per_item.items())})
+    if scored_.report_data is not None:
+        write_json_atomic(out / jobdir.REPORT_DATA, scored_.report_data)
     scored = time.perf_counter()
     result = {
         "dataset": cfg.dataset.name, "model": cfg.model.name, "shots": cfg.shots, "trial": cfg.trial,

@@ -9,14 +9,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from evalrunner.config import RUNTIME_KEYS
 from evalrunner.errors import UserError
+from evalrunner.folders import RUNTIME_KEYS
 from evalrunner.predictions import PARTIAL_DIR, write_json_atomic
 
 RESULT = "result.json"
 PREDICTIONS = "predictions.json"
 DEMOS = "demos.json"  # test item id -> its demos' ids in prompt order
 ITEM_SCORES = "item_scores.json"  # id -> the item's score, for bootstrap intervals in the report
+REPORT_DATA = "report_data.json"  # what else the report needs, e.g. ROC-AUC's true labels, so it never loads data
 FAILURE = "error.json"
 _STAMP = "fingerprint.json"
 

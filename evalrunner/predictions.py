@@ -7,33 +7,12 @@ is ignored and cut off before appending again).
 
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
+
+from evalrunner.atomic import write_atomic, write_json_atomic  # noqa: F401  (re-exported: the one atomic writer)
 
 PARTIAL_DIR = "partial"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same directory, then rename: readers see the old file or the new, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide results from the rest of a team
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode())
 
 
 def _complete_lines(path: Path) -> tuple[list[bytes], int]:

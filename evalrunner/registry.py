@@ -25,6 +25,7 @@ def lookup(kind: str, name: str) -> Any:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as e:
             raise UserError(f"{kind}.name={name!r} cannot be imported ({e}); check the module path") from None
+    importlib.import_module(f"evalrunner.{kind}s")  # its modules register themselves; the package itself is lazy
     known = _REGISTRIES[kind]
     if name not in known:
         raise UserError(f"{kind}.name={name!r} is not a known {kind}; choose one of: {', '.join(sorted(known))}")

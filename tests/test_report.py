@@ -135,6 +135,26 @@ def test_a_partly_finished_sweep_is_reported_with_its_unfinished_jobs(vqa_sweep:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("damaged", ["result.json", "error.json"])
+def test_a_damaged_job_file_is_listed_and_the_others_are_reported(vqa_sweep: Path, tmp_path: Path, damaged: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = _copy(vqa_sweep, tmp_path / "sweep")
+    job = sweep / "dataset=vqav2,shots=4,trial=2"
+    (job / "result.json").unlink()
+    (job / damaged).write_bytes(b'{"score": 4\x00\x00')
+
+    status = main([str(sweep)])
+
+    out = capsys.readouterr().out
+    doc = json.loads((sweep / "report.json").read_text())
+    assert status == 1 and "Traceback" not in out
+    assert [len(c["trials"]) for c in doc["cells"]] == [3, 2]
+    [problem] = doc["problems"]
+    assert problem.startswith("DAMAGED  dataset=vqav2 shots=4 trial=2: " + damaged) and problem in out
+    assert problem in (sweep / "report.md").read_text()
+
+
+@pytest.mark.slow
 def test_long_bootstraps_show_their_progress(vqa_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     sweep = _copy(vqa_sweep, tmp_path / "a")
@@ -306,5 +326,6 @@ def test_roc_auc_cells_resample_predictions_against_the_test_files_labels(tmp_pa
     (reported,), (diff,) = doc["cells"], doc["diff"]["cells"]
     whole = stat.resampled(np.arange(len(stat.ids))[None])[0]  # every item once: the mean of the jobs' scores
     assert kind == "auc" and whole == pytest.approx(np.mean(cell.trials), rel=1e-12)
+    assert all((d / "report_data.json").is_file() for d in cell.jobs)  # the labels: the report loads no dataset
     assert reported["interval"][0] < reported["mean"] < reported["interval"][1]
     assert (diff["difference"], diff["interval"]) == (0.0, [0.0, 0.0])

@@ -152,3 +152,49 @@ def test_a_sweep_over_two_keys_besides_trial_gives_one_results_file_per_configur
                                 / "result.json").read_text())["score"] for t in (0, 1)]
         assert row["trials"] == expected
         assert f"query_set_size={q},seed={s} -> {sweep / name}" in proc.stdout
+
+
+def test_an_extended_sweep_folder_counts_each_job_once_and_a_default_value_is_no_new_config(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    first = ["evalrunner", "-m", "dataset=vqav2", "shots=4", "num_samples=20", f"hydra.sweep.dir={sweep}"]
+    assert cli(first, tmp_path).returncode == 0
+
+    proc = cli([*first, "seed=42", "trial=0,1"], tmp_path)  # 42 is seed's default
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in sweep.glob("results*.json")) == ["results.json"]
+    [row] = json.loads((sweep / "results.json").read_text())["vqav2"]
+    again = [json.loads((sweep / f"dataset=vqav2,num_samples=20,seed=42,shots=4,trial={t}" / "result.json")
+                        .read_text())["score"] for t in (0, 1)]
+    assert row["trials"] == again
+    [same] = [line for line in proc.stdout.splitlines() if line.startswith("SAME JOB")]
+    assert str(sweep / "dataset=vqav2,num_samples=20,shots=4") in same
+
+
+def test_a_sweep_defined_in_yaml_is_collected_without_jobs_it_never_launched(tmp_path: Path) -> None:
+    sweep, conf = tmp_path / "sweep", tmp_path / "conf"
+    conf.mkdir()
+    (conf / "shots_sweep.yaml").write_text("defaults:\n  - config\n  - _self_\n"
+                                           "hydra:\n  sweeper:\n    params:\n      shots: 0,2\n")
+
+    proc = cli(["evalrunner", "-m", "--config-dir", str(conf), "--config-name", "shots_sweep", "dataset=vqav2",
+                "num_samples=10", f"hydra.sweep.dir={sweep}"], tmp_path)
+
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "MISSING" not in proc.stdout
+    assert [r["shots"] for r in json.loads((sweep / "results.json").read_text())["vqav2"]] == [0, 2]
+
+
+def test_path_values_in_a_sweep_make_flat_job_folders_that_a_rerun_finds(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["evalrunner", "-m", "dataset=vqav2", "shots=0,2", "num_samples=10", f"data_root={SAMPLE}",
+            f"hydra.sweep.dir={sweep}"]
+
+    proc = cli(args, tmp_path)
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    jobs = sorted(p.parent.relative_to(sweep) for p in sweep.rglob(".hydra"))
+    assert len(jobs) == 2 and all(len(j.parts) == 1 and j.name.startswith("data_root=sample_data-") for j in jobs)
+    assert cli(args, tmp_path).returncode == 0
+    logs = "".join(p.read_text() for p in sweep.glob("*/evalrunner.log"))
+    assert logs.count("already holds the result of this config") == 2

@@ -27,6 +27,7 @@ class Score:
     value: float | None  # result.json's "score"; None for a split without public answers (a submission)
     per_item: dict[int, float] | None = None  # item id -> score on the same scale; their mean is `value`
     extra: dict[str, Any] = field(default_factory=dict)  # further result.json keys, e.g. "top5"
+    report_data: dict[str, Any] | None = None  # what the report needs besides predictions (report_data.json)
 
 
 class Dataset(Protocol):

@@ -91,4 +91,6 @@ class HatefulMemes(Loaded):
         if len(set(labels)) < 2:
             raise UserError("dataset.test_file: ROC-AUC needs hateful and non-hateful memes among the test items; "
                             "use more of them (num_samples)")
-        return Score(100 * roc_auc([json.loads(predictions[it.id]) for it in items], labels))
+        truth = {str(it.id): bool(label) for it, label in zip(items, labels)}  # the report's ROC-AUC resamples
+        return Score(100 * roc_auc([json.loads(predictions[it.id]) for it in items], labels),
+                     report_data={"labels": truth})

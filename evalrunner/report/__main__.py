@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from evalrunner.errors import UserError
-from evalrunner.predictions import write_atomic
+from evalrunner.atomic import write_atomic
 from evalrunner.report import intervals, plot, render
 from evalrunner.report.cells import sweep_cells
 
@@ -25,6 +25,11 @@ def write_if_changed(path: Path, data: bytes) -> bool:
 
 def report(sweep: Path, other: Path | None = None, resamples: int = 1000, seed: int = 0) -> list[Path]:
     """Write the report; returns the files it (re)wrote."""
+    return write(sweep, other, resamples, seed)[0]
+
+
+def write(sweep: Path, other: Path | None, resamples: int, seed: int) -> tuple[list[Path], list[str]]:
+    """Write the report; returns the files it (re)wrote and the jobs it leaves out (failed, damaged, ...)."""
     if resamples < 1:
         raise UserError(f"--resamples={resamples}: give a positive number of bootstrap resamples (1000 or more)")
     cells, problems = sweep_cells(sweep)
@@ -50,7 +55,7 @@ def report(sweep: Path, other: Path | None = None, resamples: int = 1000, seed: 
         "report.json": (json.dumps(render.json_doc(title, stats, problems, resamples, seed, diffs, other_name),
                                    indent=1, ensure_ascii=False) + "\n").encode(),
     }
-    return [sweep / name for name, data in outputs.items() if write_if_changed(sweep / name, data)]
+    return [sweep / name for name, data in outputs.items() if write_if_changed(sweep / name, data)], problems
 
 
 def main(argv: list[str]) -> int:
@@ -62,12 +67,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     args = parser.parse_args(argv)
     try:
-        written = report(args.sweep, args.other, args.resamples, args.seed)
+        written, problems = write(args.sweep, args.other, args.resamples, args.seed)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"report: {args.sweep / 'report.html'} ({len(written)} file(s) written, the rest unchanged)")
-    return 0
+    print("\n".join([*problems, f"report: {args.sweep / 'report.html'} ({len(written)} file(s) written, the rest "
+                                 "unchanged)"]))
+    return 1 if problems else 0  # as the collector: a job left out of the report fails the command
 
 
 if __name__ == "__main__":

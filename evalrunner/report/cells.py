@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from evalrunner.collect import Collected, collect
+from evalrunner.tables import Collected, collect
 from evalrunner.errors import UserError
-from evalrunner.jobdir import ITEM_SCORES, PREDICTIONS
+from evalrunner.jobdir import ITEM_SCORES, PREDICTIONS, REPORT_DATA
 from evalrunner.report.bootstrap import ItemMeans, RocAuc, Statistic
 
 # What each kind of interval is, said once in the report. CIDEr's IDF is a corpus statistic: per-image scores
@@ -19,7 +19,8 @@ NOTES = {
     "items": "per-item scores (item_scores.json) resampled",
     "cider": "per-image CIDEr-D resampled with the IDF of the job's whole test set held fixed (an approximation: "
              "a resample does not recompute the document frequencies)",
-    "auc": "ROC-AUC recomputed on every resample from predictions.json's probabilities and the test file's labels",
+    "auc": "ROC-AUC recomputed on every resample from predictions.json's probabilities and the labels the job saved "
+           "(report_data.json)",
 }
 
 
@@ -73,26 +74,15 @@ def statistic(cell: Cell) -> tuple[Statistic, str] | None:
     if all((d / ITEM_SCORES).exists() for d in cell.jobs):
         maps = [{int(k): float(v) for k, v in _read(d / ITEM_SCORES).items()} for d in cell.jobs]
         return ItemMeans.from_maps(maps), "cider" if cell.metric.lower().startswith("cider") else "items"
-    if cell.metric != "ROC-AUC" or not all((d / PREDICTIONS).exists() for d in cell.jobs):
+    if cell.metric != "ROC-AUC" or not all((d / PREDICTIONS).exists() and (d / REPORT_DATA).exists()
+                                           for d in cell.jobs):
         return None
-    truth = _labels(cell)
-    trials = [{int(p["id"]): (float(p["proba"]), truth[int(p["id"])]) for p in _read(d / PREDICTIONS)}
-              for d in cell.jobs]
+    trials = []
+    for d in cell.jobs:
+        # predictions.json's `label` is the predicted one (the challenge's columns); the truth is in report_data.json
+        truth = {int(k): bool(v) for k, v in _read(d / REPORT_DATA)["labels"].items()}
+        trials.append({int(p["id"]): (float(p["proba"]), truth[int(p["id"])]) for p in _read(d / PREDICTIONS)})
     return RocAuc.from_rows(trials), "auc"
-
-
-def _labels(cell: Cell) -> dict[int, bool]:
-    """ROC-AUC's true labels, from the jobs' own test file: predictions.json's `label` is the predicted one (the
-    challenge's submission columns). The positive class is the dataset's last candidate ("yes": hateful)."""
-    from omegaconf import OmegaConf
-
-    from evalrunner.job import data_root
-    from evalrunner.registry import lookup
-
-    cfg = OmegaConf.create(cell.results[0]["config"])
-    dataset = lookup("dataset", cfg.dataset.name)(cfg.dataset, data_root(cfg))
-    positive = dataset.candidates[-1]
-    return {it.id: it.references[0] == positive for it in dataset.test_items() if it.references}
 
 
 def comparable(a: Cell, b: Cell, sa: Statistic | None, sb: Statistic | None) -> str | None:

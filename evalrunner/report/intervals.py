@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from evalrunner.collect import Collected
+from evalrunner.tables import Collected
 from evalrunner.errors import UserError
 from evalrunner.report.bootstrap import Statistic, interval, replicates
 from evalrunner.report.cells import Cell, Stats, cells_of, comparable, statistic

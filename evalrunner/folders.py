@@ -1,0 +1,47 @@
+"""The keys that only change a job's speed, and the name of a job's folder in a sweep.
+
+RUNTIME_KEYS is the one list of speed-only keys: the fingerprint leaves them out (a rerun that differs only in
+them resumes), the collector groups jobs without them, and conf/config.yaml takes Hydra's `exclude_keys` and the
+sweep's folder names from the resolvers registered here.
+"""
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+
+from omegaconf import OmegaConf
+
+# Keys that change how fast a job runs but not what it predicts.
+RUNTIME_KEYS = ("batch_size", "num_workers", "dist_timeout_s", "model.latency_s", "rices.batch_size", "rices.cache_dir",
+                "index_dir", "reuse_model")
+_MAX_VALUE = 40  # a longer value is shortened like a path, so a folder name stays well under NAME_MAX (255)
+
+
+def _short(value: str) -> str:
+    """A path's last component and a hash of the whole value: readable, unique, and free of slashes."""
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    tail = re.sub(r"[^A-Za-z0-9._+-]", "_", os.path.basename(value.rstrip("/" + os.sep)))[:_MAX_VALUE]
+    return f"{tail}-{digest}" if tail else digest
+
+
+def job_dirname(overrides: Sequence[str]) -> str:
+    """Hydra's override_dirname (sorted `key=value` joined by commas, speed-only keys left out), with each value
+    that holds a slash or is long (data_root=/a/b, model.path=/x/y, rices.model=org/name) in its short form."""
+    lines = []
+    for line in overrides:
+        key, sep, value = line.partition("=")
+        if key.lstrip("+~") in RUNTIME_KEYS:
+            continue
+        if sep and ("/" in value or os.sep in value or len(value) > _MAX_VALUE):
+            line = f"{key}={_short(value)}"
+        lines.append(line.replace("/", "_"))  # a key never holds one; a bare `~key` deletion has no value
+    return ",".join(sorted(lines))
+
+
+def _register() -> None:
+    OmegaConf.register_new_resolver("evalrunner.job_dirname", lambda task: job_dirname(list(task)), replace=True)
+    OmegaConf.register_new_resolver("evalrunner.speed_keys", lambda: list(RUNTIME_KEYS), replace=True)
+
+
+_register()
