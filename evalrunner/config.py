@@ -146,6 +146,7 @@ class EvalConfig:
     demo_selection: str = MISSING  # random | rices
     rices: Rices = field(default_factory=Rices)  # settings of demo_selection=rices
     reuse_model: bool = True  # a job reuses the weights loaded by this process's previous job (speed only)
+    tracking: Any = None  # a conf/tracking/*.yaml: where runs are logged (evalrunner/tracking/); not part of the results
 
 
 # Hydra instantiates launchers only from the hydra_plugins namespace, and an editable install hides that package
@@ -166,4 +167,4 @@ _store.store(group="dataset", name="hatefulmemes_schema", node=HatefulMemes)
 
 # Keys that change how fast a job runs but not what it predicts; a rerun that differs only in these resumes.
 RUNTIME_KEYS = ("batch_size", "num_workers", "dist_timeout_s", "model.latency_s", "rices.batch_size", "rices.cache_dir",
-                "index_dir", "reuse_model")
+                "index_dir", "reuse_model", "tracking")
