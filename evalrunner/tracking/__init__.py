@@ -14,7 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from evalrunner.tracking.runs import Run, job_run, logged, mark_logged, sweep_run
+from evalrunner.tracking.runs import Run, content_hash, job_run, logged, mark_logged, sweep_run
 
 log = logging.getLogger("evalrunner")
 BACKENDS = {"mlflow": "evalrunner.tracking.mlflow_backend", "wandb": "evalrunner.tracking.wandb_backend"}
@@ -53,8 +53,9 @@ def track_job(settings: DictConfig, job_dir: Path, sweep_dir: Path) -> str | Non
     return run_id
 
 
-def track_sweep(settings: DictConfig, sweep_dir: Path) -> str:
-    """Log the sweep's results tables, results files, report.json and figure on its summary run."""
+def track_sweep(settings: DictConfig, sweep_dir: Path) -> str | None:
+    """Log the sweep's results tables, results files, report.json and figure on its summary run; None when it was
+    logged before with the same results (a rerun of a finished sweep)."""
     from evalrunner.collect import collect
 
     found = collect(sweep_dir)  # rewrites nothing that is current; the collector callback may not have run yet
@@ -67,7 +68,13 @@ def track_sweep(settings: DictConfig, sweep_dir: Path) -> str:
     except Exception as e:  # matplotlib missing, or no finished job: the tables are logged all the same
         log.warning("tracking: the sweep's report was not made (%s); logging its results only", e)
     run: Run = sweep_run(sweep_dir, found.tables, files)
-    return str(_backend(settings.backend).log_sweep(settings, sweep_dir, run))
+    backend = _backend(settings.backend)
+    where, state = backend.destination(settings, sweep_dir), f"{run.key}:{content_hash(run)}"
+    if logged(sweep_dir, where, state):
+        return None
+    run_id = str(backend.log_sweep(settings, sweep_dir, run))
+    mark_logged(sweep_dir, where, state)
+    return run_id
 
 
 def _is_rank0() -> bool:

@@ -76,6 +76,15 @@ def sweep_run(sweep_dir: Path, tables: dict[str, dict[str, list[dict[str, Any]]]
                tables=rows)
 
 
+def content_hash(run: Run) -> str:
+    """What the sweep's summary shows: its tables and report.json (the figure is drawn from the same numbers)."""
+    digest = hashlib.sha256(json.dumps(run.tables, sort_keys=True).encode())
+    for path in run.files:
+        if path.suffix == ".json":
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def logged(job_dir: Path, destination: str, key: str) -> bool:
     """Whether this job was already logged as run `key` to `destination` (a tracker URI or W&B project)."""
     path = job_dir / MARKER
