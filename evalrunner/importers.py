@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from evalrunner import jobdir
 from evalrunner.datasets.base import Dataset, Item, prediction_records
 from evalrunner.errors import UserError
-from evalrunner.predictions import write_json_atomic
+from evalrunner.predictions import write_atomic, write_json_atomic
 from evalrunner.scoring import check_covered, job_items, record_key, score_job
 
 Pairs = list[tuple[Any, Any]]
@@ -133,8 +133,8 @@ def import_job(source: Path, fmt: str, out: Path, overrides: list[str]) -> dict[
     imported = {"file": str(source.resolve()), "format": fmt}
     out.mkdir(parents=True, exist_ok=True)
     (out / ".hydra").mkdir(exist_ok=True)  # what makes the folder a job for the collector and the report
-    (out / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(list(overrides)))
-    (out / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    write_atomic(out / ".hydra" / "overrides.yaml", yaml.safe_dump(list(overrides)).encode())
+    write_atomic(out / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg).encode())
     write_json_atomic(out / jobdir.PREDICTIONS, prediction_records(dataset, predictions))
     if score.per_item is not None:
         write_json_atomic(out / jobdir.ITEM_SCORES, {str(i): s for i, s in sorted(score.per_item.items())})

@@ -10,6 +10,8 @@ from omegaconf import DictConfig
 
 from evalrunner.tracking.runs import Run
 
+_TAGGED = ("dataset", "shots", "trial", "protocol", "model", "prompt_hash")  # W&B tags are short strings
+
 
 def destination(settings: DictConfig, sweep_dir: Path) -> str:
     return f"wandb:{settings.entity or ''}/{settings.project}"
@@ -22,9 +24,6 @@ def _init(settings: DictConfig, sweep_dir: Path, run: Run, job_type: str, config
                       name=run.name, group=run.group[-128:], job_type=job_type, config=config, dir=str(sweep_dir),
                       tags=[f"{k}={v}"[:64] for k, v in run.tags.items() if k in _TAGGED], resume="allow",
                       settings=wandb.Settings(silent=True, console="off"))
-
-
-_TAGGED = ("dataset", "shots", "trial", "protocol", "model", "prompt_hash")  # W&B tags are short strings
 
 
 def _attach(wb_run: Any, run: Run, kind: str) -> None:
