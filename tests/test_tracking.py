@@ -142,3 +142,24 @@ def test_turning_tracking_on_keeps_the_jobs_fingerprint_so_a_finished_sweep_is_n
 
     assert tracked["tracking"]["backend"] == backend  # type: ignore[index]
     assert jobdir.fingerprint(tracked) == jobdir.fingerprint(plain)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_a_sweep_that_ran_without_tracking_is_logged_after_the_fact_once(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mlflow", reason="tracking=mlflow needs the mlflow extra: pip install -e '.[mlflow]'")
+    from mlflow.tracking import MlflowClient
+
+    from evalrunner.tracking.__main__ import main
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    sweep = tmp_path / "sweep"
+    assert cli(["evalrunner", "-m", "dataset=vqav2", "shots=0,2", "num_samples=8", f"hydra.sweep.dir={sweep}"],
+               tmp_path, env=_no_tracker_env()).returncode == 0
+
+    codes = [main([str(sweep), "tracking=mlflow"]) for _ in range(2)]
+
+    assert codes == [0, 0]
+    client = MlflowClient(tracking_uri=f"sqlite:///{sweep}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("evalrunner").experiment_id])
+    assert sorted(r.data.tags.get("kind", r.data.tags.get("shots")) for r in runs) == ["0", "2", "sweep"]
