@@ -3,7 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-python -m pip install -q -e '.[test,hf,okvqa,report]'
+# setuptools 77 reads the SPDX licence; the wheel test builds without isolation (no network in tests), with this one.
+python -m pip install -q 'setuptools>=77'
+python -m pip install -q -e '.[test,hf,okvqa,report,mlflow,wandb]'
 # WordNet 3.0 for the OK-VQA stemmer's tests (tests/nltk_resources.py lays it out as NLTK data; NLTK can't download).
 missing=()
 for pkg in wordnet-base wordnet-sense-index; do

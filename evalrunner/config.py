@@ -147,6 +147,7 @@ class EvalConfig:
     demo_selection: str = MISSING  # random | rices
     rices: Rices = field(default_factory=Rices)  # settings of demo_selection=rices
     reuse_model: bool = True  # a job reuses the weights loaded by this process's previous job (speed only)
+    tracking: Any = None  # a conf/tracking/*.yaml: where runs are logged (evalrunner/tracking/); not part of the results
 
 
 # Hydra instantiates launchers only from the hydra_plugins namespace, and an editable install hides that package

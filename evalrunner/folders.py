@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 # Keys that change how fast a job runs but not what it predicts.
 RUNTIME_KEYS = ("batch_size", "num_workers", "dist_timeout_s", "model.latency_s", "rices.batch_size", "rices.cache_dir",
-                "index_dir", "reuse_model")
+                "index_dir", "reuse_model", "tracking")
 _MAX_VALUE = 40  # a longer value is shortened like a path, so a folder name stays well under NAME_MAX (255)
 
 
@@ -25,13 +25,18 @@ def _short(value: str) -> str:
     return f"{tail}-{digest}" if tail else digest
 
 
+def is_runtime_key(key: str) -> bool:
+    """A speed-only key or one below it (`tracking.uri` under `tracking`)."""
+    return any(key == k or key.startswith(k + ".") for k in RUNTIME_KEYS)
+
+
 def job_dirname(overrides: Sequence[str]) -> str:
     """Hydra's override_dirname (sorted `key=value` joined by commas, speed-only keys left out), with each value
     that holds a slash or is long (data_root=/a/b, model.path=/x/y, rices.model=org/name) in its short form."""
     lines = []
     for line in overrides:
         key, sep, value = line.partition("=")
-        if key.lstrip("+~") in RUNTIME_KEYS:
+        if is_runtime_key(key.lstrip("+~")):
             continue
         if sep and ("/" in value or os.sep in value or len(value) > _MAX_VALUE):
             line = f"{key}={_short(value)}"

@@ -17,7 +17,7 @@ import numpy as np
 
 from evalrunner import sweep
 from evalrunner.atomic import write_json_atomic
-from evalrunner.folders import RUNTIME_KEYS
+from evalrunner.folders import RUNTIME_KEYS, is_runtime_key
 
 _AXES = ("shots", "trial")  # a table's rows and trials; the dataset is its third axis
 Flat = frozenset[tuple[str, str]]  # a config's dotted keys and their JSON values
@@ -77,7 +77,7 @@ def _overrides(job: sweep.Job) -> frozenset[str]:
     kept = set()
     for o in job.overrides:
         key = o.split("=", 1)[0].lstrip("+~")
-        if key not in ("dataset", *_AXES) and key not in RUNTIME_KEYS:
+        if key not in ("dataset", *_AXES) and not is_runtime_key(key):
             kept.add(o.lstrip("+"))
     return frozenset(kept)
 

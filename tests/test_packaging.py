@@ -42,3 +42,14 @@ def test_a_built_wheel_finds_its_configs_and_sample_data_outside_the_checkout(tm
     assert proc.stdout.startswith(str(tmp_path / "site"))
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["sample_data"] is True and result["num_samples"] == 5
+
+
+def test_evalrunner_version_prints_the_version_in_pyproject_and_the_changelog() -> None:
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+    proc = subprocess.run(["evalrunner", "--version"], capture_output=True, text=True, timeout=120)
+
+    assert proc.returncode == 0 and proc.stdout == f"evalrunner {version}\n"
+    assert f"## [{version}]" in (ROOT / "CHANGELOG.md").read_text()
