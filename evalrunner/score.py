@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from evalrunner import jobdir
-from evalrunner.collect import _table, collect
+from evalrunner.tables import collect, table
 from evalrunner.errors import UserError
 from evalrunner.importers import FORMATS, import_job, read_own
 from evalrunner.predictions import write_json_atomic
@@ -100,9 +100,10 @@ def rescore_sweep(sweep_dir: Path, overrides: list[str]) -> list[Path]:
         chosen = [d for d, _ in jobs if applies(d, overrides)]
         if not chosen:
             continue
-        table = _table([rescore_job(d, overrides) for d in chosen])
-        name = f"results.{tag}.json" if len(found.jobs) == 1 else f"{found.files[label].stem}.{tag}.json"
-        write_json_atomic(sweep_dir / name, table)
+        rows = table([rescore_job(d, overrides) for d in chosen])
+        # not results.*.json: the collector owns those names, and a sweep over this very key would take them
+        name = f"rescored.{tag}.json" if len(found.jobs) == 1 else f"rescored.{found.files[label].stem}.{tag}.json"
+        write_json_atomic(sweep_dir / name, rows)
         written.append(sweep_dir / name)
     if not written:
         raise UserError(f"{sweep_dir}: no finished job has {', '.join(o.partition('=')[0] for o in overrides)}; "

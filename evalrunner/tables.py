@@ -125,7 +125,7 @@ def _cells(jobs: list[sweep.Job], out: Collected) -> list[sweep.Job]:
     return kept
 
 
-def _table(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def table(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         groups[r["dataset"]][r["shots"]].append(r)
@@ -156,7 +156,7 @@ def collect(sweep_dir: Path, write: bool = True) -> Collected:
         label = labels[g]
         path = sweep_dir / ("results.json" if len(groups) == 1 else f"results.{_file_safe(label)}.json")
         out.jobs[label] = [(j.dir, j.result) for j in groups[g]]
-        out.tables[label] = _table([j.result for j in groups[g]])
+        out.tables[label] = table([j.result for j in groups[g]])
         out.files[label] = path
     if write:
         for label, path in out.files.items():

@@ -66,7 +66,7 @@ def test_rescoring_a_sweep_writes_a_results_file_for_the_new_setting_beside_the_
 
     [written] = rescore_sweep(sweep, ["dataset.vqa_variant=openflamingo"])
 
-    assert written.name == "results.dataset.vqa_variant=openflamingo.json"
+    assert written.name == "rescored.dataset.vqa_variant=openflamingo.json"
     rows = _read(written)["vqav2"]
     assert [r["shots"] for r in rows] == [0, 2]
     assert [r["trials"][0] for r in rows] == [
