@@ -193,36 +193,36 @@ class HFModel(Backend):
 
     @torch.inference_mode()
     def generate(self, batch: Encoded) -> list[str]:
-        g = batch.requests[0]
-        if not isinstance(g, GenerateRequest):
+        request = batch.requests[0]  # one batch, one dataset: the same settings for all
+        if not isinstance(request, GenerateRequest):
             raise TypeError("generate() takes a batch of GenerateRequests")
         inputs = self._on_device(batch.inputs)
         inputs.update({k: v for k, v in batch.inputs.items() if not isinstance(v, torch.Tensor)})
         # length_penalty only means something to beam search; greedy decoding warns when it is passed.
-        extra: dict[str, Any] = {"length_penalty": g.length_penalty} if g.num_beams > 1 else {}
+        extra: dict[str, Any] = {"length_penalty": request.length_penalty} if request.num_beams > 1 else {}
         start = inputs["input_ids"].shape[1]
-        if g.stop:
-            extra["stopping_criteria"] = _stop_at(self.tokenizer, g.stop, start)
+        if request.stop:
+            extra["stopping_criteria"] = _stop_at(self.tokenizer, request.stop, start)
         out = self.model.generate(
             **inputs,
-            max_new_tokens=g.max_new_tokens,
-            num_beams=g.num_beams,
+            max_new_tokens=request.max_new_tokens,
+            num_beams=request.num_beams,
             do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
             **extra,
         )
         texts = self.tokenizer.batch_decode(out[:, start:], skip_special_tokens=True)
-        return [_before(text, g.stop).strip() for text in texts]
+        return [_before(text, request.stop).strip() for text in texts]
 
     @torch.inference_mode()
     def rank(self, batch: Encoded) -> LogLikelihoods:
-        r = batch.requests[0]
-        if not isinstance(r, RankRequest):
+        request = batch.requests[0]
+        if not isinstance(request, RankRequest):
             raise TypeError("rank() takes a batch of RankRequests")
         # Candidates are tokenized on their own and appended to the prompt's tokens, as OpenFlamingo does.
-        if self._candidate_key != r.candidates:
-            self._candidate_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in r.candidates]
-            self._candidate_key = r.candidates
+        if self._candidate_key != request.candidates:
+            self._candidate_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in request.candidates]
+            self._candidate_key = request.candidates
         mean = candidate_logprobs(self.model, self._on_device(batch.inputs), self._candidate_ids, self.rank_chunk,
                                   int(self.tokenizer.pad_token_id), self.context_length)
         return LogLikelihoods(mean=mean)
