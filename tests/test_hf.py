@@ -1,5 +1,6 @@
 """The Hugging Face adapter on tiny, randomly initialised LLaVA, Idefics3 and PaliGemma checkpoints built offline."""
 
+import dataclasses
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from evalrunner.datasets.base import Item
 from evalrunner.errors import UserError
 from evalrunner.models.hf import HFModel
 from evalrunner.registry import lookup
+from evalrunner.requests import GenerateRequest
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # no test touches the network; a stray hub lookup fails fast instead
 pytest.importorskip("transformers", reason="model=hf tests need the hf extra: pip install -e '.[hf]'")
@@ -229,6 +231,20 @@ def test_left_padding_leaves_each_items_greedy_output_as_if_alone(
 
     alone = [model.backend.generate(model.prepare([it], [ds]))[0] for it, ds in zip(items, demos, strict=True)]
     assert together == alone
+
+
+def test_generation_ends_at_a_stop_string_of_the_request(llava: Path) -> None:
+    model = adapter(llava, overrides=("dataset.generation.num_beams=1",))
+    item, demos = sample_items("vqav2", 1)[0], sample_items("vqav2", 2, pool=True)
+    free = model.request(item, demos)
+    assert isinstance(free, GenerateRequest)
+    words = model.backend.generate(model.backend.prepare([free]))[0].split()
+    # the first word that the text before it does not already hold
+    k = next(k for k in range(1, len(words)) if words[k] not in " ".join(words[:k]))
+
+    stopped = model.backend.generate(model.backend.prepare([dataclasses.replace(free, stop=(words[k],))]))
+
+    assert stopped == [" ".join(words[:k])]  # the text before the stop string
 
 
 def test_half_precision_keeps_token_ids_integer(llava: Path) -> None:

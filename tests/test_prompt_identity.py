@@ -17,13 +17,13 @@ import torch
 from conftest import SAMPLE, compose_cfg
 
 from evalrunner import tasks
+from evalrunner.models.hf import HFModel
 from evalrunner.registry import lookup
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 pytest.importorskip("transformers", reason="model=hf tests need the hf extra: pip install -e '.[hf]'")
 
 import tiny_hf  # noqa: E402  (needs transformers)
-from evalrunner.models.hf import HFModel  # noqa: E402
 
 CASES = json.loads((Path(__file__).parent / "refdata" / "requests_identity.json").read_text())["cases"]
 

@@ -1,5 +1,7 @@
 """The one prompt builder: its three forms, text-only demos, images first, truncation and the prompt hash."""
 
+import dataclasses
+import json
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -7,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import compose_cfg
+import torch
+from conftest import SAMPLE, compose_cfg
 
 from evalrunner import prompts, tasks
 from evalrunner.datasets.base import Item
 from evalrunner.errors import UserError
 from evalrunner.models.base import Backend
+from evalrunner.models.nearest import NearestDemo
 from evalrunner.prompts import BARE, CHAT, FLAMINGO, PromptBuilder, PromptStyle, Template
 from evalrunner.registry import lookup
 from evalrunner.requests import GenerateRequest, Image, Prompt, RankRequest, Request, Text, Turn
@@ -154,7 +158,7 @@ def test_ranking_keeps_no_room_for_new_tokens() -> None:
 
 def test_the_task_kind_comes_from_the_dataset_class_not_the_config() -> None:
     cfg = compose_cfg(["dataset=hatefulmemes", "++dataset.task=vqa"])  # a stray key must not make it generate
-    dataset = lookup("dataset", "hatefulmemes")(cfg.dataset, Path(__file__).parents[1] / "evalrunner" / "sample_data")
+    dataset = lookup("dataset", "hatefulmemes")(cfg.dataset, SAMPLE)
 
     requests = tasks.Requester(dataset, CountingParts(), cfg.dataset)
 
@@ -173,3 +177,22 @@ def test_the_request_types_import_neither_torch_nor_transformers() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
 
     assert out.strip() == "[]"
+
+
+NEAREST = json.loads((Path(__file__).parent / "refdata" / "nearest_identity.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", NEAREST, ids=lambda c: f"{c['dataset']}-{c['shots']}{'-text' * c['text_only']}")
+def test_the_nearest_baseline_predicts_what_it_did_before_requests(case: dict[str, Any]) -> None:
+    cfg = compose_cfg([f"dataset={case['dataset']}", "model=nearest"])
+    dataset = lookup("dataset", case["dataset"])(cfg.dataset, SAMPLE)
+    items, pool = list(dataset.test_items()[:12]), list(dataset.demo_pool())
+    demos = [[pool[(5 * i + k) % len(pool)] for k in range(case["shots"])] for i in range(len(items))]
+    if case["text_only"]:
+        demos = [[dataclasses.replace(d, image_path="") for d in shown] for shown in demos]
+    backend = NearestDemo(cfg.model, torch.device("cpu"), case["shots"] + 1)
+    batch = tasks.Requester(dataset, backend, cfg.dataset).prepare(items, demos)
+
+    predictions = tasks.predictor(dataset, backend, "nearest")(items, batch)
+
+    assert predictions == case["predictions"]

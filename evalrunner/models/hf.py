@@ -52,6 +52,13 @@ def _check_path(path: str) -> None:
         raise UserError(f"model.path={path}: not a Hugging Face checkpoint (no config.json in the directory)")
 
 
+def chat_messages(prompt: Prompt) -> list[dict[str, Any]]:
+    """A chat prompt's turns as the messages a processor's chat template takes, each image a placeholder."""
+    return [{"role": turn.role, "content": [{"type": "text", "text": p.text} if isinstance(p, Text)
+                                            else {"type": "image"} for p in turn.parts]}
+            for turn in prompt.turns]
+
+
 @dataclass
 class Encoded:
     """A prepared batch: the processor's output and the requests it encodes."""
@@ -150,11 +157,8 @@ class HFModel(Backend):
         """The prompt's text, with one image placeholder per image, in image order."""
         if not prompt.is_chat:
             return prompt.text(self.image_token)
-        messages = [{"role": turn.role, "content": [{"type": "text", "text": p.text} if isinstance(p, Text)
-                                                    else {"type": "image"} for p in turn.parts]}
-                    for turn in prompt.turns]
         text: str = self.processor.apply_chat_template(
-            messages, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
+            chat_messages(prompt), chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
         )
         return text
 
@@ -189,38 +193,56 @@ class HFModel(Backend):
 
     @torch.inference_mode()
     def generate(self, batch: Encoded) -> list[str]:
-        g = batch.requests[0]
-        if not isinstance(g, GenerateRequest):
+        request = batch.requests[0]  # one batch, one dataset: the same settings for all
+        if not isinstance(request, GenerateRequest):
             raise TypeError("generate() takes a batch of GenerateRequests")
         inputs = self._on_device(batch.inputs)
         inputs.update({k: v for k, v in batch.inputs.items() if not isinstance(v, torch.Tensor)})
         # length_penalty only means something to beam search; greedy decoding warns when it is passed.
-        extra: dict[str, Any] = {"length_penalty": g.length_penalty} if g.num_beams > 1 else {}
-        if g.stop:
-            extra.update(stop_strings=list(g.stop), tokenizer=self.tokenizer)
+        extra: dict[str, Any] = {"length_penalty": request.length_penalty} if request.num_beams > 1 else {}
+        start = inputs["input_ids"].shape[1]
+        if request.stop:
+            extra["stopping_criteria"] = _stop_at(self.tokenizer, request.stop, start)
         out = self.model.generate(
             **inputs,
-            max_new_tokens=g.max_new_tokens,
-            num_beams=g.num_beams,
+            max_new_tokens=request.max_new_tokens,
+            num_beams=request.num_beams,
             do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
             **extra,
         )
-        new_tokens = out[:, inputs["input_ids"].shape[1] :]
-        return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        texts = self.tokenizer.batch_decode(out[:, start:], skip_special_tokens=True)
+        return [_before(text, request.stop).strip() for text in texts]
 
     @torch.inference_mode()
     def rank(self, batch: Encoded) -> LogLikelihoods:
-        r = batch.requests[0]
-        if not isinstance(r, RankRequest):
+        request = batch.requests[0]
+        if not isinstance(request, RankRequest):
             raise TypeError("rank() takes a batch of RankRequests")
         # Candidates are tokenized on their own and appended to the prompt's tokens, as OpenFlamingo does.
-        if self._candidate_key != r.candidates:
-            self._candidate_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in r.candidates]
-            self._candidate_key = r.candidates
+        if self._candidate_key != request.candidates:
+            self._candidate_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in request.candidates]
+            self._candidate_key = request.candidates
         mean = candidate_logprobs(self.model, self._on_device(batch.inputs), self._candidate_ids, self.rank_chunk,
                                   int(self.tokenizer.pad_token_id), self.context_length)
         return LogLikelihoods(mean=mean)
+
+
+def _stop_at(tokenizer: Any, stop: tuple[str, ...], start: int) -> Any:
+    """Ends each sequence once its new text holds a stop string (transformers' own stop_strings needs a tokenizer
+    whose vocabulary it can take apart, which not every one allows)."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopAt(StoppingCriteria):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+            texts = tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=False)
+            return torch.tensor([any(s in t for s in stop) for t in texts], device=input_ids.device)
+
+    return StoppingCriteriaList([StopAt()])
+
+
+def _before(text: str, stop: tuple[str, ...]) -> str:
+    return min((text[: text.index(s)] for s in stop if s in text), key=len, default=text)
 
 
 def _open_rgb(path: str) -> Image.Image:

@@ -98,7 +98,8 @@ class NearestDemo(Backend):
             demos, query = examples(r.prompt.turns)
             # Text-only demos (OpenFlamingo's zero-shot) have no image to compare: the baseline answers as with none.
             demos = [d for d in demos if d.image_path]
-            batch.append((query, demos, self.thumbnails(query.image_path), [self.thumbnails(d.image_path) for d in demos],
+            feat = self.thumbnails(query.image_path)
+            batch.append((query, demos, feat, [self.thumbnails(d.image_path) for d in demos],
                           r.candidates if isinstance(r, RankRequest) else ()))
         return batch
 

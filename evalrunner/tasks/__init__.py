@@ -44,12 +44,12 @@ class Requester:
 
     def request(self, item: Item, demos: list[Item]) -> Request:
         prompt = self.prompt(item, demos)
-        g = self.generation
-        if g is None:
+        settings = self.generation
+        if settings is None:
             return RankRequest(item.id, prompt, self.candidates)
-        stop = OmegaConf.select(g, "stop", default=None) or ()
-        return GenerateRequest(item.id, prompt, int(g.max_new_tokens), int(g.num_beams), float(g.length_penalty),
-                               tuple(map(str, stop)))
+        stop = OmegaConf.select(settings, "stop", default=None) or ()
+        return GenerateRequest(item.id, prompt, int(settings.max_new_tokens), int(settings.num_beams),
+                               float(settings.length_penalty), tuple(map(str, stop)))
 
     def prepare(self, items: list[Item], demos: list[list[Item]]) -> Any:
         return prompts.fit(items, demos, self.request, self.backend)
