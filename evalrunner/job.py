@@ -109,7 +109,7 @@ def run(cfg: DictConfig, job_dir: Path | None = None) -> float | None:
     except Exception as e:
         if not _is_multirun():
             raise
-        _record_failure(ranks, out, f"{type(e).__name__}: {e}")
+        _record_failure(ranks, out, distributed.explain(ranks, e))
         return None
 
 
