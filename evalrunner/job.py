@@ -87,8 +87,6 @@ def run(cfg: DictConfig, job_dir: Path | None = None) -> float | None:
     """Run the job on this rank; rank 0 returns the score. In a sweep, a failed job is recorded, not raised,
     so the other jobs and the collector carry on and the collector reports it."""
     start = time.perf_counter()
-    validate(cfg)
-    environment.check_cuda()
     ranks = distributed.init_ranks(cfg.dist_timeout_s)
     logs.for_rank(ranks.rank)
     out = Path(distributed.broadcast(ranks, str(job_dir or _hydra_dir())))
@@ -120,6 +118,8 @@ def _record_failure(ranks: distributed.Ranks, out: Path, message: str) -> None:
 
 
 def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float, held: ExitStack) -> Outcome | None:
+    validate(cfg)
+    environment.check_cuda()
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     root = data_root(cfg)
     dataset: Dataset = lookup("dataset", cfg.dataset.name)(cfg.dataset, root, index.folder(cfg.index_dir))
