@@ -45,6 +45,8 @@ def test_a_rank_that_raises_fails_the_job_and_is_named(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "rank 1: ValueError: injected failure" in proc.stderr
     assert not (tmp_path / "run" / "result.json").exists()
+    rank1 = [line for line in (tmp_path / "run" / "evalrunner.log").read_text().splitlines() if "on rank 1" in line]
+    assert rank1 and all("[rank 1] " in line for line in rank1)  # both ranks append to one log
 
 
 def test_a_failing_rank_in_a_sweep_is_recorded_and_the_other_jobs_carry_on(tmp_path: Path) -> None:
