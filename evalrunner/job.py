@@ -95,13 +95,15 @@ def run(cfg: DictConfig, job_dir: Path | None = None) -> float | None:
             outcome = _run(cfg, ranks, out, start, held)
         return outcome.score if outcome is not None else None
     except UserError as e:
-        logs.to_file(f"error: {e}")
         if not _is_multirun():
+            logs.to_file(f"error: {e}")  # a sweep's failures are logged by _record_failure
             # One line, no traceback; SystemExit passes through Hydra's job runner untouched.
             if ranks.is_main:
                 print(f"error: {e}", file=sys.stderr)
             raise SystemExit(2) from None
-        if not isinstance(e, jobdir.InUse):
+        if isinstance(e, jobdir.InUse):  # the folder is another run's: leave its files alone
+            logs.to_file(f"error: {e}")
+        else:
             _record_failure(ranks, out, str(e))
         return None
     except Exception as e:
