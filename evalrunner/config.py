@@ -9,7 +9,9 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig
+
+from evalrunner.errors import UserError
 
 from evalrunner.folders import RUNTIME_KEYS  # noqa: F401  (re-exported; importing it registers conf/'s resolvers)
 from hydra_plugins.evalrunner_launcher.launcher import LocalLauncher, SlurmLauncher
@@ -148,6 +150,27 @@ class EvalConfig:
     rices: Rices = field(default_factory=Rices)  # settings of demo_selection=rices
     reuse_model: bool = True  # a job reuses the weights loaded by this process's previous job (speed only)
     tracking: Any = None  # a conf/tracking/*.yaml: where runs are logged (evalrunner/tracking/); not part of the results
+
+
+# Bounds the schema's types cannot say: (key, lowest allowed value, what the key means).
+_BOUNDS = (("shots", 0, "demos per test item"), ("trial", 0, "the trial index"), ("batch_size", 1, "items per batch"),
+           ("num_workers", 0, "DataLoader workers per rank"), ("num_samples", 1, "test items"),
+           ("query_set_size", 1, "the demo pool's size"), ("model.latency_s", 0, "seconds added per batch"),
+           ("rices.batch_size", 1, "images per batch"))
+
+
+def validate(cfg: DictConfig) -> None:
+    """Refuse a value out of its key's range before any work, in one line naming the key."""
+    for key, lowest, meaning in _BOUNDS:
+        *parents, leaf = key.split(".")
+        node: Any = cfg
+        for p in parents:
+            node = node.get(p) if isinstance(node, DictConfig) else None
+        value = node.get(leaf) if isinstance(node, DictConfig) and leaf in node else None
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < lowest:
+            raise UserError(f"{key}={value}: {meaning} must be at least {lowest}")
+    if cfg.get("dist_timeout_s") is not None and cfg.dist_timeout_s <= 0:
+        raise UserError(f"dist_timeout_s={cfg.dist_timeout_s}: use a positive number of seconds")
 
 
 # Hydra instantiates launchers only from the hydra_plugins namespace, and an editable install hides that package

@@ -10,9 +10,13 @@ import gc
 import json
 import logging
 import os
+import re
+import socket
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +40,7 @@ class Ranks:
     timeout: timedelta = timedelta(seconds=600)
     healthy: bool = True  # False once a rank stopped answering: leaving then waits for nobody
     checks: int = 0  # health checks so far, the same count on every rank
+    peers: list[tuple[str, int]] = field(default_factory=list)  # every rank's (host, pid), to tell who is gone
 
     @property
     def is_main(self) -> bool:
@@ -82,6 +87,7 @@ def init_ranks(timeout_s: float) -> Ranks:
     dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
     _cpu_group = dist.new_group(backend="gloo", timeout=timeout) if cuda else dist.group.WORLD
     _ranks = Ranks(rank, world, local_rank, device, timeout)
+    _ranks.peers = all_gather_object(_ranks, (socket.gethostname(), os.getpid()))
     atexit.register(shutdown)
     return _ranks
 
@@ -138,9 +144,8 @@ def check_all_healthy(ranks: Ranks, error: str | None) -> None:
         dist.monitored_barrier(group=ranks.group, timeout=ranks.timeout, wait_all_ranks=True)
     except RuntimeError as e:
         ranks.healthy = False
-        detail = _missing_ranks(ranks, str(e).splitlines()[0].split("]: ")[-1])
         raise RuntimeError(f"rank {ranks.rank}: other rank(s) did not answer within "
-                           f"{ranks.timeout.total_seconds():.0f} s (dist_timeout_s): {detail}") from None
+                           f"{ranks.timeout.total_seconds():.0f} s (dist_timeout_s): {_verdict(ranks, e)}") from None
     errors: list[Any] = [None] * ranks.world
     dist.all_gather_object(errors, error, group=ranks.group)
     failed = [f"rank {r}: {e}" for r, e in enumerate(errors) if e]
@@ -148,22 +153,65 @@ def check_all_healthy(ranks: Ranks, error: str | None) -> None:
         raise RuntimeError("; ".join(failed))
 
 
-def _missing_ranks(ranks: Ranks, detail: str) -> str:
-    """Which ranks did not arrive, on every rank: only rank 0's barrier knows, so it posts that in the store.
+def gone(ranks: Ranks, wait_s: float = 10.0) -> list[int]:
+    """The ranks on this host whose process has exited, waiting up to `wait_s` for one to be reaped: gloo can
+    notice a closed connection while the dead process is still being torn down."""
+    host = socket.gethostname()
+    deadline = time.monotonic() + wait_s
+    while True:
+        dead = [r for r, (h, pid) in enumerate(ranks.peers) if h == host and r != ranks.rank and not _alive(pid)]
+        if dead or time.monotonic() > deadline:
+            return dead
+        time.sleep(0.2)
 
-    Rank 0's message reads "Ranks 2 failed to pass monitoredBarrier in 15000 ms"; the others only learn that rank 0
-    reported errors, so they read its message from the store, or name rank 0 if it posted none.
-    """
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")  # a zombie has exited, only not yet reaped
+
+
+def _named(ranks: Ranks, detail: str) -> str:
+    """`detail`, led by the ranks found gone: gloo names them only when the barrier timed out, not when it saw a
+    connection close ("Connection closed by peer")."""
+    barrier = re.search(r"Ranks? ([\d, ]+) failed to pass monitoredBarrier", detail)
+    dead = [int(r) for r in re.findall(r"\d+", barrier.group(1))] if barrier else gone(ranks)
+    if not dead:
+        return f"no rank on this host is gone ({detail})"
+    return f"Ranks {', '.join(map(str, dead))} did not answer ({detail})"
+
+
+def _verdict(ranks: Ranks, e: BaseException) -> str:
+    """Which ranks did not arrive, the same on every rank: rank 0's barrier knows best, so it posts its verdict in
+    the store; the other ranks read it, or, with rank 0 gone (it may host the store), probe who is gone."""
+    # gloo leads with its source position ("[.../pair.cc:553] Connection closed by peer ...")
+    detail = re.sub(r"^\[[^\]]*\]:? *", "", str(e).splitlines()[0]) if str(e) else type(e).__name__
     key = f"evalrunner/unhealthy/{ranks.checks}"
     try:
         store = dist.distributed_c10d._get_default_store()
         if ranks.is_main:
-            store.set(key, detail)
-            return detail
+            verdict = _named(ranks, detail)
+            store.set(key, verdict)
+            return verdict
         store.wait([key], timedelta(seconds=10))
         return store.get(key).decode()
     except (RuntimeError, ValueError, AttributeError):  # no store, or rank 0 (which may host it) is gone
-        return detail if ranks.is_main else "rank 0 posted no verdict; Ranks 0 failed to answer"
+        if ranks.is_main:
+            return _named(ranks, detail)
+        dead = gone(ranks, wait_s=2.0)
+        return f"Ranks {', '.join(map(str, dead or [0]))} did not answer (rank 0 posted no verdict: {detail})"
+
+
+def explain(ranks: Ranks, e: BaseException) -> str:
+    """An error of a collective other than the health check, with the ranks found gone (gloo names none)."""
+    message = f"{type(e).__name__}: {e}"
+    if ranks.world == 1 or not isinstance(e, dist.DistError):
+        return message
+    dead = gone(ranks, wait_s=5.0)
+    ranks.healthy = False
+    return f"{message}; Ranks {', '.join(map(str, dead))} are gone" if dead else message
 
 
 def _encode(ids: list[int], texts: list[str]) -> tuple[int, Callable[[np.ndarray], None]]:

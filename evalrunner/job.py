@@ -8,6 +8,8 @@ import os
 import sys
 import time
 import traceback
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from evalrunner import batches, demos, distributed, jobdir, protocol, tasks
+from evalrunner import batches, demos, distributed, environment, jobdir, logs, protocol, tasks
+from evalrunner.config import validate
 from evalrunner.datasets import index
 from evalrunner.datasets.base import Dataset, Item, check_images, prediction_records
 from evalrunner.errors import UserError
@@ -50,28 +53,64 @@ def _is_multirun() -> bool:
     return HydraConfig.initialized() and str(HydraConfig.get().mode) == "RunMode.MULTIRUN"
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who this job is: its config's fingerprint, and the job's, which also covers the data it reads."""
+
+    config_fp: str
+    fp: str
+
+
+@dataclass
+class Inputs:
+    """Everything the predict phase needs, built after the folder is claimed."""
+
+    root: Path
+    sample: bool  # the bundled sample data, not a real benchmark
+    dataset: Dataset
+    items: list[Item]
+    sampler: demos.Sampler
+    built: reuse.Built
+    requester: tasks.Requester  # builds each item's request and has the backend prepare it
+    predict: tasks.Predict
+    loaded_at: float
+
+
+@dataclass
+class Outcome:
+    """The job's result: its score (None for a submission split) and what result.json holds."""
+
+    score: float | None
+    result: dict[str, Any]
+
+
 def run(cfg: DictConfig, job_dir: Path | None = None) -> float | None:
     """Run the job on this rank; rank 0 returns the score. In a sweep, a failed job is recorded, not raised,
     so the other jobs and the collector carry on and the collector reports it."""
     start = time.perf_counter()
     ranks = distributed.init_ranks(cfg.dist_timeout_s)
-    if not ranks.is_main:
-        logging.getLogger().setLevel(logging.WARNING)
+    logs.for_rank(ranks.rank)
     out = Path(distributed.broadcast(ranks, str(job_dir or _hydra_dir())))
     try:
-        return _run(cfg, ranks, out, start)
+        with ExitStack() as held:  # rank 0 holds the job folder's lock until the job ends
+            outcome = _run(cfg, ranks, out, start, held)
+        return outcome.score if outcome is not None else None
     except UserError as e:
         if not _is_multirun():
+            logs.to_file(f"error: {e}")  # a sweep's failures are logged by _record_failure
             # One line, no traceback; SystemExit passes through Hydra's job runner untouched.
             if ranks.is_main:
                 print(f"error: {e}", file=sys.stderr)
             raise SystemExit(2) from None
-        _record_failure(ranks, out, str(e))
+        if isinstance(e, jobdir.InUse):  # the folder is another run's: leave its files alone
+            logs.to_file(f"error: {e}")
+        else:
+            _record_failure(ranks, out, str(e))
         return None
     except Exception as e:
         if not _is_multirun():
             raise
-        _record_failure(ranks, out, f"{type(e).__name__}: {e}")
+        _record_failure(ranks, out, distributed.explain(ranks, e))
         return None
 
 
@@ -81,32 +120,64 @@ def _record_failure(ranks: distributed.Ranks, out: Path, message: str) -> None:
         write_json_atomic(out / jobdir.FAILURE, {"error": message, "traceback": traceback.format_exc()})
 
 
-def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> float | None:
+def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float, held: ExitStack) -> Outcome | None:
+    validate(cfg)
+    environment.check_cuda()
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    if cfg.batch_size < 1:
-        raise UserError(f"batch_size={cfg.batch_size}: use a positive number")
+    root = data_root(cfg)
+    dataset: Dataset = lookup("dataset", cfg.dataset.name)(cfg.dataset, root, index.folder(cfg.index_dir))
+    identity = _identity(cfg, resolved, dataset)
+    found = _resume_check(ranks, out, identity, held)
+    if found is not None:
+        log.info("%s already holds the result of this config (%s %s): nothing to do", out, found["metric"],
+                 _shown(found["score"]))
+        return Outcome(found["score"], found)
+    inputs = _inputs(cfg, ranks, root, dataset, start)
+    resumed = _resumed(ranks, out, inputs)
+    ids, texts = _predict(cfg, ranks, out, inputs, set(distributed.broadcast(ranks, sorted(resumed))))
+    generated_at = time.perf_counter()
+    predictions = _gather_and_check(ranks, inputs.items, ids, texts, resumed)
+    if predictions is None:  # not rank 0: its share is with rank 0
+        return None
+    gathered_at = time.perf_counter()
+    return _score_and_write(cfg, ranks, out, identity, inputs, predictions, resolved,
+                            {"start": start, "generated": generated_at, "gathered": gathered_at})
+
+
+def _identity(cfg: DictConfig, resolved: dict[str, Any], dataset: Dataset) -> Identity:
     # RICES settings do not touch a job whose demos are random, so changing them must not refuse its folder
     kept = {k: v for k, v in resolved.items() if k != "rices" or resolved.get("demo_selection") == "rices"}
-    fp = jobdir.fingerprint(kept, batch_invariant=getattr(lookup("model", cfg.model.name), "batch_invariant", False))
+    config_fp = jobdir.fingerprint(kept, batch_invariant=getattr(lookup("model", cfg.model.name), "batch_invariant",
+                                                                 False))
+    return Identity(config_fp, jobdir.with_data(config_fp, getattr(dataset, "data_digest", None)))
+
+
+def _resume_check(ranks: distributed.Ranks, out: Path, identity: Identity, held: ExitStack) -> dict[str, Any] | None:
+    """The finished result of this job in `out`, or None once rank 0 has locked and claimed the folder for it.
+
+    Checking and claiming happen under one lock, before the model loads, so a second run into the same folder is
+    refused at once instead of loading a model and then appending to this job's files.
+    """
     state: tuple[str, Any] = ("error", None)
     if ranks.is_main:
         try:
-            state = ("ok", jobdir.finished_result(out, fp))
+            held.enter_context(jobdir.locked(out))
+            found = jobdir.finished_result(out, identity.fp, identity.config_fp)
+            if found is None:
+                jobdir.claim(out, identity.fp, identity.config_fp)
+            state = ("ok", found)
         except UserError as e:
             state = ("error", str(e))
     status, found = distributed.broadcast(ranks, state)
     if status == "error":
         raise UserError(found)
-    if found is not None:
-        log.info("%s already holds the result of this config (%s %s): nothing to do", out, found["metric"],
-                 _shown(found["score"]))
-        return found["score"]
+    return found
 
-    root = data_root(cfg)
+
+def _inputs(cfg: DictConfig, ranks: distributed.Ranks, root: Path, dataset: Dataset, start: float) -> Inputs:
     sample = cfg.data_root is None
     if sample:
         log.warning("data_root is not set: scoring the bundled SAMPLE data (%s), not the real benchmark", root)
-    dataset: Dataset = lookup("dataset", cfg.dataset.name)(cfg.dataset, root, index.folder(cfg.index_dir))
     items = demos.select_test_items(dataset.test_items(), cfg.num_samples, cfg.seed)
     check_images(items, f"dataset ({cfg.dataset.name} test images)")
     sampler = demos.build_sampler(cfg, dataset, items, root, ranks, protocol.demo_count(cfg))
@@ -114,32 +185,42 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
         sampler = protocol.TextOnly(sampler)
     # the previous job's weights, if alike
     built = reuse.build(cfg.model, ranks.device, protocol.demo_count(cfg) + 1, cfg.reuse_model)
-    model = tasks.Requester(dataset, built.model, cfg.dataset)  # each item's request, prepared by the backend
+    requester = tasks.Requester(dataset, built.model, cfg.dataset)  # each item's request, prepared by the backend
     predict = tasks.predictor(dataset, built.model, cfg.model.name)  # generate or rank, as the dataset's task says
-    loaded = time.perf_counter()
+    return Inputs(root, sample, dataset, items, sampler, built, requester, predict, time.perf_counter())
 
-    resumed: dict[int, str] = {}
-    if ranks.is_main:
-        jobdir.claim(out, fp)
-        write_json_atomic(out / jobdir.DEMOS, demos.record(sampler, items))
-        resumed = read_partials(out)
-        if resumed:
-            log.info("resumed %d predictions", len(resumed))
-    done = set(distributed.broadcast(ranks, sorted(resumed)))
+
+def _resumed(ranks: distributed.Ranks, out: Path, inputs: Inputs) -> dict[int, str]:
+    """The predictions earlier runs of this job left in its partial files (rank 0 reads them all)."""
+    if not ranks.is_main:
+        return {}
+    write_json_atomic(out / jobdir.DEMOS, demos.record(inputs.sampler, inputs.items))
+    resumed = read_partials(out)
+    if resumed:
+        log.info("resumed %d predictions", len(resumed))
+    return resumed
+
+
+def _predict(cfg: DictConfig, ranks: distributed.Ranks, out: Path, inputs: Inputs,
+             done: set[int]) -> tuple[list[int], list[str]]:
+    """This rank's predictions of the batches not done yet; every rank learns here whether any rank failed."""
     error = None
     try:
-        # batches: global
-        keys = _sort_keys(ranks, model, sampler, items)
-        mine = batches.deal(batches.form(items, cfg.batch_size, keys), done, ranks.rank, ranks.world)
-        ids, texts = _generate(cfg, ranks, out, predict, model, sampler, mine)
+        keys = _sort_keys(ranks, inputs.requester, inputs.sampler, inputs.items)
+        mine = batches.deal(batches.form(inputs.items, cfg.batch_size, keys), done, ranks.rank, ranks.world)
+        ids, texts = _generate(cfg, ranks, out, inputs.predict, inputs.requester, inputs.sampler, mine)
     except Exception as e:
         error, ids, texts = f"{type(e).__name__}: {e}", [], []
         if isinstance(e, UserError) and ranks.world == 1:
             raise
         log.exception("generation failed on rank %d", ranks.rank)
     distributed.check_all_healthy(ranks, error)
-    generated = time.perf_counter()
+    return ids, texts
 
+
+def _gather_and_check(ranks: distributed.Ranks, items: list[Item], ids: list[int], texts: list[str],
+                      resumed: dict[int, str]) -> dict[int, str] | None:
+    """Every test item's prediction in test order, on rank 0; None on the other ranks."""
     gathered = distributed.gather_predictions(ranks, ids, texts)
     if gathered is None:
         return None
@@ -148,36 +229,40 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
     if missing:
         raise RuntimeError(f"{len(missing)} test item(s) have no prediction, ids {missing[:20]}; "
                            "rerun the job to resume")
-    predictions = {it.id: predictions[it.id] for it in items}
-    gathered_at = time.perf_counter()
+    return {it.id: predictions[it.id] for it in items}
 
+
+def _score_and_write(cfg: DictConfig, ranks: distributed.Ranks, out: Path, identity: Identity, inputs: Inputs,
+                     predictions: dict[int, str], resolved: dict[str, Any], at: dict[str, float]) -> Outcome:
+    dataset, backend, built = inputs.dataset, inputs.built.model, inputs.built
     # Saved before scoring, so a scoring failure loses no generation.
     write_json_atomic(out / jobdir.PREDICTIONS, prediction_records(dataset, predictions))
     score_start = time.perf_counter()
-    scored_ = dataset.score(predictions, items)
-    score = scored_.value
-    if scored_.per_item is not None:
-        write_json_atomic(out / jobdir.ITEM_SCORES, {str(i): s for i, s in sorted(scored_.per_item.items())})
-    if scored_.report_data is not None:
-        write_json_atomic(out / jobdir.REPORT_DATA, scored_.report_data)
-    scored = time.perf_counter()
+    score = dataset.score(predictions, inputs.items)
+    if score.per_item is not None:
+        write_json_atomic(out / jobdir.ITEM_SCORES, {str(i): s for i, s in sorted(score.per_item.items())})
+    if score.report_data is not None:
+        write_json_atomic(out / jobdir.REPORT_DATA, score.report_data)
+    scored_at = time.perf_counter()
     result = {
         "dataset": cfg.dataset.name, "model": cfg.model.name, "shots": cfg.shots, "trial": cfg.trial,
-        "seed": cfg.seed, "metric": dataset.metric, "score": score, "num_samples": len(items),
-        "sample_data": sample, "world_size": ranks.world, "fingerprint": fp, **scored_.extra,
+        "seed": cfg.seed, "metric": dataset.metric, "score": score.value, "num_samples": len(inputs.items),
+        "sample_data": inputs.sample, "world_size": ranks.world, "fingerprint": identity.fp,
+        "config_fingerprint": identity.config_fp, **score.extra,
         "protocol": protocol.name(cfg), **({"vqa_variant": cfg.dataset.vqa_variant} if dataset.task == "vqa" else {}),
-        **({"prompt_hash": model.prompt_hash} if model.prompt_hash is not None else {}),
+        **({"prompt_hash": inputs.requester.prompt_hash} if inputs.requester.prompt_hash is not None else {}),
         "model_reused": built.reused,
         # load includes model_load: about 0 when the model was reused from this process's previous job
-        "timings": {"load": loaded - start, "model_load": built.seconds, "generate": generated - loaded,
-                    "gather": gathered_at - generated, "score": scored - score_start,
-                    "total": time.perf_counter() - start},
+        "timings": {"load": inputs.loaded_at - at["start"], "model_load": built.seconds,
+                    "generate": at["generated"] - inputs.loaded_at, "gather": at["gathered"] - at["generated"],
+                    "score": scored_at - score_start, "total": time.perf_counter() - at["start"]},
+        "environment": environment.describe(ranks.device, ranks.world, backend),
         "config": resolved,
     }
     write_json_atomic(out / jobdir.RESULT, result)
     log.info("%s %s shots=%d trial=%d: %s %s%s", cfg.dataset.name, cfg.model.name, cfg.shots, cfg.trial,
-             dataset.metric, _shown(score), " (SAMPLE data)" if sample else "")
-    return score
+             dataset.metric, _shown(score.value), " (SAMPLE data)" if inputs.sample else "")
+    return Outcome(score.value, result)
 
 
 def _shown(score: float | None) -> str:
@@ -188,21 +273,21 @@ def _shown(score: float | None) -> str:
 class _Prepare:
     """The DataLoader's collate_fn: draws each item's demos and lets the model do its CPU work."""
 
-    def __init__(self, model: tasks.Requester, sampler: demos.Sampler) -> None:
-        self.model, self.sampler = model, sampler
+    def __init__(self, requester: tasks.Requester, sampler: demos.Sampler) -> None:
+        self.requester, self.sampler = requester, sampler
 
     def __call__(self, items: list[Item]) -> tuple[list[Item], Any]:
-        return items, self.model.prepare(items, [self.sampler(it) for it in items])
+        return items, self.requester.prepare(items, [self.sampler(it) for it in items])
 
 
-def _sort_keys(ranks: distributed.Ranks, model: tasks.Requester, sampler: demos.Sampler,
+def _sort_keys(ranks: distributed.Ranks, requester: tasks.Requester, sampler: demos.Sampler,
                items: list[Item]) -> list[int] | None:
     """The model's sort key of every test item (e.g. its prompt length, to cut padding), or None if it has none.
 
     Each rank computes the keys of every world-th item and all ranks gather them, so the global order costs one
     pass over the test set in all, whatever the number of ranks.
     """
-    sort_key = getattr(model, "sort_key", None)
+    sort_key = getattr(requester, "sort_key", None)
     if sort_key is None:
         return None
     own: tuple[str | None, list[int]]
@@ -220,11 +305,11 @@ def _sort_keys(ranks: distributed.Ranks, model: tasks.Requester, sampler: demos.
     return keys
 
 
-def _generate(cfg: DictConfig, ranks: distributed.Ranks, out: Path, predict: tasks.Predict, model: tasks.Requester,
+def _generate(cfg: DictConfig, ranks: distributed.Ranks, out: Path, predict: tasks.Predict, requester: tasks.Requester,
               sampler: demos.Sampler, mine: list[list[Item]]) -> tuple[list[int], list[str]]:
     # batch_size=None: the loader yields our batches as they are, prepared in its workers
     loader: DataLoader[list[Item]] = DataLoader(mine, batch_size=None,  # type: ignore[arg-type]
-                                                collate_fn=_Prepare(model, sampler), num_workers=cfg.num_workers)
+                                                collate_fn=_Prepare(requester, sampler), num_workers=cfg.num_workers)
     writer = PartialWriter(out, ranks.rank)
     ids: list[int] = []
     texts: list[str] = []

@@ -45,6 +45,8 @@ def test_a_rank_that_raises_fails_the_job_and_is_named(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "rank 1: ValueError: injected failure" in proc.stderr
     assert not (tmp_path / "run" / "result.json").exists()
+    rank1 = [line for line in (tmp_path / "run" / "evalrunner.log").read_text().splitlines() if "on rank 1" in line]
+    assert rank1 and all("[rank 1] " in line for line in rank1)  # both ranks append to one log
 
 
 def test_a_failing_rank_in_a_sweep_is_recorded_and_the_other_jobs_carry_on(tmp_path: Path) -> None:
@@ -110,3 +112,24 @@ def test_a_sweep_of_three_jobs_on_two_ranks_in_one_process_group_exits_cleanly(t
     assert proc.returncode == 0, proc.stdout[-1500:] + proc.stderr[-1500:]
     assert [r["shots"] for r in json.loads((sweep / "results.json").read_text())["vqav2"]] == [0, 1, 2]
     assert "UNFINISHED" not in proc.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_rank_dead_before_the_health_check_is_named_when_gloo_only_sees_a_closed_connection(tmp_path: Path) -> None:
+    report = tmp_path / "rank0.txt"
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
+           "WORLD_SIZE": "2"}
+    procs = [subprocess.Popen([sys.executable, str(TESTS / "dying_worker.py"), str(report), "60"],
+                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in (0, 1)]
+
+    started = time.monotonic()
+    codes = [p.wait(timeout=120) for p in procs]
+
+    assert codes == [0, 3]
+    assert "Ranks 1 did not answer" in report.read_text()
+    assert time.monotonic() - started < 50  # named at once, not after the 60 s dist_timeout_s

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from conftest import cli
 from test_bad_input import _one_line_error
 
@@ -70,3 +71,26 @@ def test_a_batch_invariant_model_resumes_with_another_batch_size(tmp_path: Path)
 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (run / "result.json").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_line_of_nul_bytes_left_by_a_crash_is_dropped_with_all_after_it_and_redone_to_the_same_bytes(
+        tmp_path: Path) -> None:
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    assert _run(reference).returncode == 0
+    assert _run(run).returncode == 0
+    partial = run / "partial" / "rank0.jsonl"
+    lines = partial.read_bytes().splitlines(keepends=True)
+    # the file system allocated the block of line 10 but never wrote it; later lines made it to disk
+    partial.write_bytes(b"".join(lines[:9]) + b"\0" * (len(lines[9]) - 1) + b"\n" + b"".join(lines[10:]))
+    (run / "result.json").unlink()
+    (run / "predictions.json").unlink()
+
+    resumed = _run(run)
+
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    log = (run / "evalrunner.log").read_text()
+    assert "resumed 9 predictions" in log
+    assert f"{partial}: dropping a damaged line" in log
+    assert (run / "predictions.json").read_bytes() == (reference / "predictions.json").read_bytes()
+    assert b"\0" not in partial.read_bytes()

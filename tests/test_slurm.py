@@ -133,7 +133,7 @@ def test_a_dead_rank_fails_its_job_by_name_without_hanging_the_sweep(tmp_path: P
     assert proc.returncode != 0
     errors = [json.loads(p.read_text())["error"] for p in sweep.glob("*/error.json")]
     assert len(errors) == 2
-    assert all("Ranks 1 failed to pass monitoredBarrier" in e for e in errors)
+    assert all("Ranks 1 did not answer" in e for e in errors), errors  # a timeout or a closed connection alike
     assert proc.stdout.count("FAILED  ") == 2
 
 

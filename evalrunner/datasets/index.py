@@ -77,9 +77,11 @@ class _Unindexable(Exception):
 def load(dataset: Parsed, cfg: DictConfig, data_root: Path,
          index_dir: Path | None) -> tuple[Sequence[Item], Sequence[Item]]:
     """The dataset's (test items, demo pool): from its index in `index_dir`, built first if needed; or, with no
-    index_dir, parsed in memory as lists."""
-    if index_dir is None:
-        return _parse(dataset)
+    index_dir, parsed in memory as lists.
+
+    Sets `dataset.data_digest` to the index key's digest, the identity of the data read, which is part of a job's
+    fingerprint: a job never mixes predictions made from two versions of its data.
+    """
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     config = {k: v for k, v in resolved.items() if k not in NOT_PARSED}
     config.update(data_root=str(data_root), parser=type(dataset).__qualname__, version=[INDEX_VERSION, FORMAT_VERSION])
@@ -88,6 +90,9 @@ def load(dataset: Parsed, cfg: DictConfig, data_root: Path,
         digest = cache.key(sources, config)
     except OSError:
         return _parse(dataset)  # a missing file or folder: the parser names it in its own one-line error
+    dataset.data_digest = digest  # type: ignore[attr-defined]
+    if index_dir is None:
+        return _parse(dataset)
     stable = hashlib.sha256(json.dumps([list(map(str, sources)), config], default=str).encode()).hexdigest()[:12]
     path = index_dir / f"{cfg.name}-{stable}-{digest}.idx"
 
