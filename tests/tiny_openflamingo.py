@@ -13,19 +13,42 @@ VIT = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 2, "width": 3
        "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 16, "heads": 2, "layers": 1}}
 
 
-def build_parts(out: Path, seed: int = 0) -> dict[str, str]:
+def lm_config(family: str, tokenizer: Any) -> Any:
+    """A tiny config of each LM family OpenFlamingo's releases use (tied embeddings: the added tokens' output rows
+    then come from the checkpoint, as for MPT)."""
+    import tiny_hf
+    from transformers import GPTNeoXConfig, MptConfig, OPTConfig
+
+    ids = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
+           "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    if family == "llama":
+        config = tiny_hf._llama(len(tokenizer), tokenizer.pad_token_id, tokenizer.bos_token_id,
+                                tokenizer.eos_token_id)
+    elif family == "gpt_neox":
+        config = GPTNeoXConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                               max_position_embeddings=512, **ids)
+    elif family == "mpt":
+        config = MptConfig(d_model=32, n_heads=4, n_layers=2, max_seq_len=512, **ids)
+    elif family == "opt":
+        config = OPTConfig(hidden_size=32, num_hidden_layers=2, ffn_dim=64, num_attention_heads=4,
+                           word_embed_proj_dim=32, max_position_embeddings=512, **ids)
+    else:
+        raise ValueError(family)
+    config.tie_word_embeddings = True
+    return config
+
+
+def build_parts(out: Path, seed: int = 0, family: str = "llama") -> dict[str, str]:
     """The LM folder and the ViT config; returns the model.* overrides that name them."""
     import tiny_hf
     import torch
-    from transformers import LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
 
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = tiny_hf.build_tokenizer([], None)
     tokenizer.save_pretrained(out / "lm")
-    config = tiny_hf._llama(len(tokenizer), tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id)
-    config.tie_word_embeddings = True  # the added tokens' output rows then come from the checkpoint, as for MPT
     torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(out / "lm")
+    AutoModelForCausalLM.from_config(lm_config(family, tokenizer)).save_pretrained(out / "lm")
     (out / "tiny-of-vit.json").write_text(json.dumps(VIT))
     # Built with pretrained=None, then saved: the frozen ViT is in no checkpoint.pt, and every copy must be the same.
     import open_clip
@@ -58,11 +81,11 @@ def trainable_state(model: Any) -> dict[str, Any]:
             if id(v) in trained and "old_decoder_blocks" not in k and not k.startswith("lang_encoder.gated_cross")}
 
 
-def build_openflamingo(out: Path, seed: int = 0) -> dict[str, str]:
+def build_openflamingo(out: Path, seed: int = 0, family: str = "llama") -> dict[str, str]:
     """Everything `model=openflamingo` needs; returns its model.* overrides (checkpoint included)."""
     import torch
 
-    parts = build_parts(out, seed)
+    parts = build_parts(out, seed, family)
     torch.manual_seed(seed + 1)
     model, _, _ = reference_model(parts)
     with torch.no_grad():
