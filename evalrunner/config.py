@@ -99,6 +99,7 @@ class Classification:
     name: str = MISSING  # registry name
     task: str = MISSING  # classification
     prompt: Prompt = field(default_factory=Prompt)
+    ensemble_permutations: int | None = None  # rank under min(N, shots!) seeded demo orders, averaged; None = one
 
 
 @dataclass
@@ -143,7 +144,8 @@ class EvalConfig:
     data_root: str | None = None  # None = bundled sample data
     index_dir: str | None = None  # None = $XDG_CACHE_HOME/evalrunner/index: the datasets' parsed, memory-mapped items
     dist_timeout_s: float = MISSING  # bound on any wait for another rank
-    demo_selection: str = MISSING  # random | rices
+    demo_selection: str = MISSING  # random | rices | class_conditional
+    num_classes_in_demos: int | None = None  # class_conditional: the true class plus N-1 others
     rices: Rices = field(default_factory=Rices)  # settings of demo_selection=rices
     reuse_model: bool = True  # a job reuses the weights loaded by this process's previous job (speed only)
 

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from evalrunner import batches, demos, distributed, jobdir, protocol, tasks
 from evalrunner.datasets import index
 from evalrunner.datasets.base import Dataset, Item, check_images, prediction_records
+from evalrunner.demos import ensemble
 from evalrunner.errors import UserError
 from evalrunner.models import reuse
 from evalrunner.predictions import PartialWriter, read_partials, write_json_atomic
@@ -114,8 +115,9 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
         sampler = protocol.TextOnly(sampler)
     # the previous job's weights, if alike
     built = reuse.build(cfg.model, ranks.device, protocol.demo_count(cfg) + 1, cfg.reuse_model)
-    model = tasks.Requester(dataset, built.model, cfg.dataset)  # each item's request, prepared by the backend
-    predict = tasks.predictor(dataset, built.model, cfg.model.name)  # generate or rank, as the dataset's task says
+    # dataset.ensemble_permutations: each item's requests under several demo orders, their scores averaged
+    model, backend = ensemble.wrap(tasks.Requester(dataset, built.model, cfg.dataset), built.model, cfg)
+    predict = tasks.predictor(dataset, backend, cfg.model.name)  # generate or rank, as the dataset's task says
     loaded = time.perf_counter()
 
     resumed: dict[int, str] = {}

@@ -110,27 +110,29 @@ def _reference_predictions(ref: Reference, dataset: str, demos: dict[str, list[i
     return {i: re.sub(r"^\s+|\s+$", "", t) for i, t in out.items()}
 
 
-@pytest.mark.parametrize("dataset", ["vqav2", "coco"])
 def test_predictions_equal_openflamingos_own_generation_on_one_two_and_three_ranks(
-    tmp_path: Path, flamingo: dict[str, str], dataset: str
+    tmp_path: Path, flamingo: dict[str, str]
 ) -> None:
-    # 5 items in batches of 2: uneven shards, and a left-padded batch beside a single item
-    args = [f"dataset={dataset}", "protocol=openflamingo", "shots=2", "num_samples=5", "batch_size=2",
+    # One sweep of both datasets per rank count. 5 items in batches of 2: uneven shards, and a left-padded batch
+    # beside a single item.
+    args = ["-m", "dataset=vqav2,coco", "protocol=openflamingo", "shots=2", "num_samples=5", "batch_size=2",
             *tiny_openflamingo.overrides(flamingo)]
-    runs = {}
+    runs: dict[int, dict[str, Path]] = {}
     for n in (1, 2, 3):
-        run = tmp_path / f"n{n}"
-        proc = cli([f"--nproc_per_node={n}", "-m", "evalrunner", *args, f"hydra.run.dir={run}"], tmp_path,
-                   launcher=TORCHRUN, timeout=600)
+        sweep = tmp_path / f"n{n}"
+        proc = cli([f"--nproc_per_node={n}", "-m", "evalrunner", *args, f"hydra.sweep.dir={sweep}"], tmp_path,
+                   launcher=TORCHRUN, timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        runs[n] = (run / "predictions.json").read_bytes()
+        runs[n] = {json.loads((p.parent / "result.json").read_text())["dataset"]: p.parent
+                   for p in sweep.rglob("predictions.json")}
+    reference = Reference(flamingo)
 
-    demos = json.loads((tmp_path / "n1" / "demos.json").read_text())
-    key = "answer" if dataset == "vqav2" else "caption"
-    id_key = "question_id" if dataset == "vqav2" else "image_id"
-    ours = {r[id_key]: r[key] for r in json.loads(runs[1])}
-    expected = _reference_predictions(Reference(flamingo), dataset, demos)
+    for dataset, key, id_key in (("vqav2", "answer", "question_id"), ("coco", "caption", "image_id")):
+        job = runs[1][dataset]
+        demos = json.loads((job / "demos.json").read_text())
+        ours = {r[id_key]: r[key] for r in json.loads((job / "predictions.json").read_text())}
+        expected = _reference_predictions(reference, dataset, demos)
 
-    assert runs[1] == runs[2] == runs[3]
-    assert all(len(d) == 2 for d in demos.values())
-    assert ours == expected
+        assert len({(runs[n][dataset] / "predictions.json").read_bytes() for n in (1, 2, 3)}) == 1
+        assert len(ours) == 5 and all(len(d) == 2 for d in demos.values())
+        assert ours == expected, dataset
