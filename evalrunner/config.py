@@ -127,6 +127,9 @@ class Rices:
     model: str = MISSING  # CLIP checkpoint (directory or hub id) whose image embeddings rank the demos
     batch_size: int = MISSING  # images per global batch when computing features
     cache_dir: str | None = None  # None = $XDG_CACHE_HOME/evalrunner/rices (~/.cache/evalrunner/rices)
+    backend: str = "transformers"  # transformers | open_clip (OpenFlamingo's: open_clip's model and preprocessing)
+    pretrained: str | None = None  # open_clip: the pretrained tag or weights file, e.g. openai
+    import_features: str | None = None  # the demo pool's features from OpenFlamingo's cache_rices_features.py
 
 
 @dataclass

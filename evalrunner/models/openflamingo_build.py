@@ -53,19 +53,18 @@ def precision(name: str) -> tuple[torch.dtype, torch.dtype | None]:
     return PRECISIONS[name]
 
 
-def _vision_name(value: str) -> str:
+def open_clip_name(value: str, key: str) -> str:
     """An open_clip model name; a config JSON's path is registered under its file stem, as open_clip names them."""
     import open_clip
 
     if value.endswith(".json"):
         path = Path(os.path.expanduser(value))
         if not path.is_file():
-            raise UserError(f"model.vision_encoder={value}: no such open_clip model config file")
+            raise UserError(f"{key}={value}: no such open_clip model config file")
         open_clip.add_model_config(path)
         return path.stem
     if value not in open_clip.list_models():
-        raise UserError(f"model.vision_encoder={value!r}: not an open_clip model name (e.g. ViT-L-14) nor a config "
-                        "JSON path")
+        raise UserError(f"{key}={value!r}: not an open_clip model name (e.g. ViT-L-14) nor a config JSON path")
     return value
 
 
@@ -80,7 +79,7 @@ def build(cfg: DictConfig, device: torch.device) -> Built:
         raise UserError(f"model=openflamingo needs open_flamingo and open_clip ({e}): "
                         "bash scripts/install_openflamingo.sh") from None
     dtype, autocast = precision(str(cfg.precision))
-    name = _vision_name(str(cfg.vision_encoder))
+    name = open_clip_name(str(cfg.vision_encoder), "model.vision_encoder")
     pretrained = None if cfg.vision_pretrained in (None, "null", "none") else str(cfg.vision_pretrained)
     try:
         clip, _, image_processor = open_clip.create_model_and_transforms(name, pretrained=pretrained)
