@@ -10,7 +10,7 @@ from conftest import cli, compose_cfg
 
 from evalrunner.datasets.base import Item
 from evalrunner.demos import ensemble
-from evalrunner.demos.class_conditional import ClassConditionalSampler, split_shots
+from evalrunner.demos.class_conditional import ClassChooser, ClassConditionalSampler, rices_table, split_shots
 from evalrunner.errors import UserError
 from evalrunner.models.base import LogLikelihoods
 
@@ -65,6 +65,40 @@ def test_class_conditional_without_num_classes_in_demos_says_to_set_it(sample_ro
 
     with pytest.raises(UserError, match=r"needs num_classes_in_demos=N"):
         build_sampler(cfg, dataset, list(dataset.test_items()), sample_root, Ranks.__new__(Ranks), 2)
+
+
+def test_class_conditional_rices_takes_each_chosen_classs_most_similar_demos_with_the_true_class_last() -> None:
+    rng = np.random.default_rng(0)
+    pool = _pool(classes=3, per_class=6)
+    pool_feats = rng.normal(size=(len(pool), 8)).astype(np.float32)
+    pool_feats /= np.linalg.norm(pool_feats, axis=1, keepdims=True)
+    items = [Item(id=1000 + q, image_id=1000 + q, image_path=f"/t{q}.jpg", references=(f"class {q % 3}",))
+             for q in range(4)]
+    item_feats = pool_feats[[0, 7, 13, 5]] + 0.01  # each item near one pool image
+
+    table = rices_table(items, np.arange(4), item_feats, pool, np.arange(len(pool)), pool_feats, shots=3,
+                        num_classes=2, seed=1, trial=0)
+
+    for q, it in enumerate(items):
+        plan = ClassChooser([f"class {c}" for c in range(3)], 3, 2, 1, 0).plan(it)
+        expected: list[int] = []
+        for name, count in plan[1:] + plan[:1]:
+            members = [i for i, d in enumerate(pool) if d.answer == name]
+            sims = pool_feats[members] @ item_feats[q]
+            expected += [members[i] for i in np.argsort(-sims, kind="stable")[:count]][::-1]
+        assert table[it.id] == expected
+        assert pool[table[it.id][-1]].answer == it.references[0]
+
+
+def test_num_classes_in_demos_with_random_demos_is_an_error_naming_the_choice(sample_root: Path) -> None:
+    from evalrunner.demos import build_sampler
+    from evalrunner.registry import lookup
+
+    cfg = compose_cfg(["dataset=imagenet", "num_classes_in_demos=2"])
+    dataset = lookup("dataset", "imagenet")(cfg.dataset, sample_root)
+
+    with pytest.raises(UserError, match=r"use demo_selection=class_conditional"):
+        build_sampler(cfg, dataset, [], sample_root, None, 2)  # type: ignore[arg-type]
 
 
 class _OrderModel:

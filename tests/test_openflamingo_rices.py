@@ -81,3 +81,17 @@ def test_demos_from_openflamingos_feature_file_equal_those_from_open_clip_featur
     demos = json.loads((tmp_path / "computed" / "demos.json").read_text())
     assert json.loads((tmp_path / "file" / "demos.json").read_text()) == demos
     assert len(demos) == 5 and all(len(d) == 2 for d in demos.values())
+
+
+@pytest.mark.slow
+def test_an_imagenet_job_retrieves_class_conditional_rices_demos_of_the_asked_classes(tmp_path: Path) -> None:
+    parts = tiny_openflamingo.build_parts(tmp_path / "model")
+
+    proc = cli(["evalrunner", "dataset=imagenet", "model=nearest", "shots=3", "num_samples=4", "demo_selection=rices",
+                "num_classes_in_demos=2", "rices.backend=open_clip", f"rices.model={parts['vision_encoder']}",
+                f"rices.pretrained={parts['vision_pretrained']}", f"rices.cache_dir={tmp_path / 'cache'}",
+                f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    demos = json.loads((tmp_path / "run" / "demos.json").read_text())
+    assert len(demos) == 4 and all(len(d) == 3 for d in demos.values())

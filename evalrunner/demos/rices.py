@@ -161,7 +161,14 @@ def build(cfg: DictConfig, dataset: Dataset, items: Sequence[Item], data_root: P
     else:
         pool_feats = features(ranks, encoder, pool_paths, files, folder, batch, f"{name} demo images")
     item_feats = features(ranks, encoder, item_paths, files, folder, batch, f"{name} test images")
-    table = select(items, item_rows, item_feats, pool, pool_rows, pool_feats, shots) if ranks.is_main else None
+    table = None
+    if ranks.is_main and cfg.get("num_classes_in_demos") is not None:  # within classes, as class_conditional
+        from evalrunner.demos import class_conditional
+
+        table = class_conditional.rices_table(items, item_rows, item_feats, pool, pool_rows, pool_feats, shots,
+                                              class_conditional.num_classes(cfg), int(cfg.seed), int(cfg.trial))
+    elif ranks.is_main:
+        table = select(items, item_rows, item_feats, pool, pool_rows, pool_feats, shots)
     log.info("RICES: demos of %d test items retrieved from all %d examples of the demo split (query_set_size is "
              "not used). RICES is deterministic: every trial gets the SAME demos, so trials are not independent "
              "draws", len(items), len(pool))
