@@ -102,44 +102,47 @@ def test_num_classes_in_demos_with_random_demos_is_an_error_naming_the_choice(sa
 
 
 class _OrderModel:
-    """Scores candidate j of an item as the id of the demo shown at position j: the average then tells the orders."""
+    """Requester and backend at once: scores candidate j of an item as the id of the demo shown at position j."""
+
+    ranks = True
 
     def prepare(self, items: list[Item], demos: list[list[Item]]) -> list[list[int]]:
         return [[d.id for d in ds] for ds in demos]
 
-    def rank(self, batch: list[list[int]], candidates: list[str]) -> LogLikelihoods:
-        scores = np.array([[row[j] for j in range(len(candidates))] for row in batch], dtype=float)
-        return LogLikelihoods(total=scores, mean=scores)
+    def rank(self, batch: list[list[int]]) -> LogLikelihoods:
+        return LogLikelihoods(mean=np.array(batch, dtype=float))
 
 
 def test_ensembling_averages_over_min_n_and_shots_factorial_seeded_orders_that_do_not_depend_on_the_batch() -> None:
     cfg = compose_cfg(["dataset=imagenet", "shots=3", "dataset.ensemble_permutations=4", "seed=9"])
-    model = ensemble.wrap(_OrderModel(), cfg)
+    inner = _OrderModel()
+    requester, backend = ensemble.wrap(inner, inner, cfg)
     demos = [Item(i, i, f"/{i}.jpg") for i in (10, 20, 30)]
     items = [Item(1, 1, "/a.jpg"), Item(2, 2, "/b.jpg")]
 
-    together = model.rank(model.prepare(items, [demos, demos]), ["x", "y", "z"])
-    alone = model.rank(model.prepare(items[1:], [demos]), ["x", "y", "z"])
+    together = backend.rank(requester.prepare(items, [demos, demos]))
+    alone = backend.rank(requester.prepare(items[1:], [demos]))
 
     expected = np.mean([[d.id for d in o] for o in ensemble.orders(demos, 2, 4, 9, 0)], axis=0)
-    assert model.permutations == 4
+    assert requester.permutations == 4 and backend.ranks
     assert np.array_equal(together.mean[1], expected) and np.array_equal(alone.mean[0], expected)
     assert ensemble.orders(demos, 1, 4, 9, 0) != ensemble.orders(demos, 2, 4, 9, 0)  # each item its own orders
 
 
 def test_two_demos_give_two_orders_and_one_demo_is_not_ensembled() -> None:
-    two = ensemble.wrap(_OrderModel(), compose_cfg(["dataset=imagenet", "shots=2", "dataset.ensemble_permutations=6"]))
-    one = ensemble.wrap(_OrderModel(), compose_cfg(["dataset=imagenet", "shots=1", "dataset.ensemble_permutations=6"]))
+    inner = _OrderModel()
+    two, _ = ensemble.wrap(inner, inner, compose_cfg(["dataset=imagenet", "shots=2", "dataset.ensemble_permutations=6"]))
+    one, _ = ensemble.wrap(inner, inner, compose_cfg(["dataset=imagenet", "shots=1", "dataset.ensemble_permutations=6"]))
 
     assert two.permutations == 2
-    assert isinstance(one, _OrderModel)
+    assert one is inner
 
 
 def test_ensembling_a_generation_dataset_is_an_error_naming_the_key() -> None:
     cfg = compose_cfg(["dataset=coco", "+dataset.ensemble_permutations=6"])
 
     with pytest.raises(UserError, match=r"dataset.ensemble_permutations=6: only classification"):
-        ensemble.wrap(_OrderModel(), cfg)
+        ensemble.wrap(_OrderModel(), _OrderModel(), cfg)
 
 
 @pytest.mark.slow
