@@ -25,4 +25,6 @@ if ! command -v java >/dev/null; then
 fi
 # The reference implementations are test-only oracles, loaded by file path; their own dependencies are not needed.
 python -m pip install -q --no-deps axlearn==0.0.1.post20240213000026 salesforce-lavis==1.0.2 open-flamingo==2.0.1 mmf==1.0.0rc10
+# model=openflamingo for real (its oracle line above installs it without dependencies only).
+bash scripts/install_openflamingo.sh
 bash .ci/slurm.sh

@@ -102,6 +102,7 @@ class Classification:
     name: str = MISSING  # registry name
     task: str = MISSING  # classification
     prompt: Prompt = field(default_factory=Prompt)
+    ensemble_permutations: int | None = None  # rank under min(N, shots!) seeded demo orders, averaged; None = one
 
 
 @dataclass
@@ -129,6 +130,9 @@ class Rices:
     model: str = MISSING  # CLIP checkpoint (directory or hub id) whose image embeddings rank the demos
     batch_size: int = MISSING  # images per global batch when computing features
     cache_dir: str | None = None  # None = $XDG_CACHE_HOME/evalrunner/rices (~/.cache/evalrunner/rices)
+    backend: str = "transformers"  # transformers | open_clip (OpenFlamingo's: open_clip's model and preprocessing)
+    pretrained: str | None = None  # open_clip: the pretrained tag or weights file, e.g. openai
+    import_features: str | None = None  # the demo pool's features from OpenFlamingo's cache_rices_features.py
 
 
 @dataclass
@@ -146,7 +150,8 @@ class EvalConfig:
     data_root: str | None = None  # None = bundled sample data
     index_dir: str | None = None  # None = $XDG_CACHE_HOME/evalrunner/index: the datasets' parsed, memory-mapped items
     dist_timeout_s: float = MISSING  # bound on any wait for another rank
-    demo_selection: str = MISSING  # random | rices
+    demo_selection: str = MISSING  # random | rices | class_conditional
+    num_classes_in_demos: int | None = None  # class_conditional: the true class plus N-1 others
     rices: Rices = field(default_factory=Rices)  # settings of demo_selection=rices
     reuse_model: bool = True  # a job reuses the weights loaded by this process's previous job (speed only)
     tracking: Any = None  # a conf/tracking/*.yaml: where runs are logged (evalrunner/tracking/); not part of the results

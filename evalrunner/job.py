@@ -22,6 +22,7 @@ from evalrunner import batches, demos, distributed, environment, jobdir, logs, p
 from evalrunner.config import validate
 from evalrunner.datasets import index
 from evalrunner.datasets.base import Dataset, Item, check_images, prediction_records
+from evalrunner.demos import ensemble
 from evalrunner.errors import UserError
 from evalrunner.models import reuse
 from evalrunner.predictions import PartialWriter, read_partials, write_json_atomic
@@ -185,8 +186,10 @@ def _inputs(cfg: DictConfig, ranks: distributed.Ranks, root: Path, dataset: Data
         sampler = protocol.TextOnly(sampler)
     # the previous job's weights, if alike
     built = reuse.build(cfg.model, ranks.device, protocol.demo_count(cfg) + 1, cfg.reuse_model)
-    requester = tasks.Requester(dataset, built.model, cfg.dataset)  # each item's request, prepared by the backend
-    predict = tasks.predictor(dataset, built.model, cfg.model.name)  # generate or rank, as the dataset's task says
+    # dataset.ensemble_permutations: each item's requests under several demo orders, their scores averaged
+    requester, backend = ensemble.wrap(tasks.Requester(dataset, built.model, cfg.dataset), built.model, cfg,
+                                       dataset.task)
+    predict = tasks.predictor(dataset, backend, cfg.model.name)  # generate or rank, as the dataset's task says
     return Inputs(root, sample, dataset, items, sampler, built, requester, predict, time.perf_counter())
 
 

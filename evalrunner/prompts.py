@@ -33,6 +33,7 @@ class PromptStyle:
     image_token: str = IMAGE  # Flamingo-style: the token the backend writes for an image (named in the prompt hash)
     images_first: bool = False  # Flamingo-style: every image ahead of all the text
     template: str = ""  # chat: what names the backend's chat template in the prompt hash (hf: its Jinja text)
+    demo_end: str = ""  # Flamingo-style: text after each demo, before the separator (OpenFlamingo: <|endofchunk|>)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class PromptBuilder:
             named = [s.template, t.instruction]
         elif s.form == FLAMINGO:
             named = [t.demo, t.query, t.separator, s.image_token] + ["images first"] * s.images_first
+            named += [f"demo end {s.demo_end}"] * bool(s.demo_end)  # no change to the hash of a style without one
         else:
             return None
         return hashlib.sha256("\0".join(named).encode()).hexdigest()[:12]
@@ -92,7 +94,8 @@ class PromptBuilder:
         if first:
             parts += [Image(d.image_path) for d in demos if d.image_path] + [Image(item.image_path)]
         for d in demos:
-            parts += _fill(t.demo, d, d.answer, show_image=bool(d.image_path) and not first) + [Text(t.separator)]
+            parts += _fill(t.demo, d, d.answer, show_image=bool(d.image_path) and not first)
+            parts += [Text(self.style.demo_end + t.separator)]
         parts += _fill(t.query, item, "", show_image=not first)
         return _merged(parts)
 

@@ -22,15 +22,24 @@ def build_sampler(cfg: DictConfig, dataset: Dataset, items: Sequence[Item], data
     """The job's sampler of `shots` demos per item, chosen by `demo_selection`; the demo images are checked before
     any generation (not at cfg.shots=0, whose demos, if any, are shown as text)."""
     if cfg.demo_selection == "random":
+        if cfg.get("num_classes_in_demos") is not None:
+            raise UserError("num_classes_in_demos is set but demo_selection=random ignores it; use "
+                            "demo_selection=class_conditional (or rices, to retrieve within the classes)")
         query = query_set(dataset.demo_pool(), cfg.query_set_size, cfg.seed, cfg.trial)
         sampler = DemoSampler(query, shots, cfg.seed, cfg.trial)
         check_images(query if cfg.shots else [], f"dataset ({cfg.dataset.name} demo images)")
         return sampler
+    if cfg.demo_selection == "class_conditional":
+        from evalrunner.demos.class_conditional import ClassConditionalSampler, num_classes
+
+        query = query_set(dataset.demo_pool(), cfg.query_set_size, cfg.seed, cfg.trial)
+        check_images(query if cfg.shots else [], f"dataset ({cfg.dataset.name} demo images)")
+        return ClassConditionalSampler(query, shots, num_classes(cfg, dataset.task), cfg.seed, cfg.trial)
     if cfg.demo_selection == "rices":
         from evalrunner.demos import rices  # loads transformers only when asked for
 
         return rices.build(cfg, dataset, items, data_root, ranks, shots)
-    raise UserError(f"demo_selection={cfg.demo_selection!r}: choose random or rices")
+    raise UserError(f"demo_selection={cfg.demo_selection!r}: choose random, rices or class_conditional")
 
 
 def record(sampler: Sampler, items: Sequence[Item]) -> dict[str, list[int]]:

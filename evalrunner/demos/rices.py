@@ -10,6 +10,7 @@ distinct image, so the examples of one image (several questions) tie exactly.
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,6 +114,19 @@ def _setting(cfg: DictConfig, key: str) -> object:
                         "for rices.model)") from None
 
 
+def _encoder(cfg: DictConfig, ranks: distributed.Ranks) -> Any:
+    backend = cfg.rices.get("backend", "transformers")
+    if backend == "open_clip":  # OpenFlamingo's: open_clip's model and preprocessing
+        from evalrunner.demos.open_clip_features import OpenClipEncoder
+
+        pretrained = cfg.rices.get("pretrained")
+        return OpenClipEncoder(str(_setting(cfg, "model")), None if pretrained is None else str(pretrained),
+                               ranks.device)
+    if backend != "transformers":
+        raise UserError(f"rices.backend={backend!r}: choose transformers or open_clip")
+    return Encoder(str(_setting(cfg, "model")), ranks.device)
+
+
 def cache_dir(value: object) -> Path:
     """rices.cache_dir, or by default $XDG_CACHE_HOME/evalrunner/rices (~/.cache/evalrunner/rices)."""
     return cache.folder(value, "rices")
@@ -131,16 +145,30 @@ def build(cfg: DictConfig, dataset: Dataset, items: Sequence[Item], data_root: P
         return RicesSampler(pool, {it.id: [] for it in items})
     if shots > len(pool):
         raise UserError(f"shots={shots} is larger than the demo split ({len(pool)} examples); lower shots")
-    encoder = Encoder(str(_setting(cfg, "model")), ranks.device)
+    encoder = _encoder(cfg, ranks)
     folder, batch, files = cache_dir(cfg.rices.cache_dir), int(cfg.rices.batch_size), annotation_files(cfg, data_root)
     if batch < 1:
         raise UserError(f"rices.batch_size={batch}: use a positive number")
     name = cfg.dataset.name
     pool_paths, pool_rows = _distinct(index.image_paths(pool))
     item_paths, item_rows = _distinct([it.image_path for it in items])
-    pool_feats = features(ranks, encoder, pool_paths, files, folder, batch, f"{name} demo images")
+    if cfg.rices.get("import_features"):
+        from evalrunner.demos.open_clip_features import imported
+
+        rows = imported(str(cfg.rices.import_features), [it.id for it in pool])  # one per example, pool order
+        pool_feats = np.empty((len(pool_paths), rows.shape[1]), dtype=np.float32)
+        pool_feats[pool_rows] = rows
+    else:
+        pool_feats = features(ranks, encoder, pool_paths, files, folder, batch, f"{name} demo images")
     item_feats = features(ranks, encoder, item_paths, files, folder, batch, f"{name} test images")
-    table = select(items, item_rows, item_feats, pool, pool_rows, pool_feats, shots) if ranks.is_main else None
+    table = None
+    if ranks.is_main and cfg.get("num_classes_in_demos") is not None:  # within classes, as class_conditional
+        from evalrunner.demos import class_conditional
+
+        table = class_conditional.rices_table(items, item_rows, item_feats, pool, pool_rows, pool_feats, shots,
+                                              class_conditional.num_classes(cfg, dataset.task), int(cfg.seed), int(cfg.trial))
+    elif ranks.is_main:
+        table = select(items, item_rows, item_feats, pool, pool_rows, pool_feats, shots)
     log.info("RICES: demos of %d test items retrieved from all %d examples of the demo split (query_set_size is "
              "not used). RICES is deterministic: every trial gets the SAME demos, so trials are not independent "
              "draws", len(items), len(pool))

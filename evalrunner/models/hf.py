@@ -106,7 +106,11 @@ class HFModel(Backend):
 
     def _load(self, transformers: Any, path: str, cfg: DictConfig, device: torch.device) -> tuple[Any, Any]:
         try:
-            processor = transformers.AutoProcessor.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
+            # transformers 5 prefers torchvision image processors when torchvision imports: pin the PIL ones, so
+            # pixels (and scores) don't depend on whether torchvision is installed (scripts/install_openflamingo.sh)
+            pil = {"backend": "pil"} if int(transformers.__version__.split(".")[0]) >= 5 else {}
+            processor = transformers.AutoProcessor.from_pretrained(path, trust_remote_code=cfg.trust_remote_code,
+                                                                   **pil)
             return processor, self._load_model(transformers, path, cfg, device)
         except (OSError, ValueError) as e:
             raise UserError(f"model.path={path}: cannot load it as a checkpoint ({_first_line(e)})") from None

@@ -12,6 +12,7 @@ end, is never attended to by its real tokens under the causal mask.
 """
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -61,8 +62,10 @@ def right_padded(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def candidate_logprobs(model: Any, inputs: dict[str, Any], candidates: list[list[int]], chunk: int, pad_id: int,
-                       context: int | None) -> np.ndarray:
-    """Per-token mean log-likelihoods, (prompts, candidates), of token-id candidates after padded prompts."""
+                       context: int | None,
+                       before_chunk: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Per-token mean log-likelihoods, (prompts, candidates), of token-id candidates after padded prompts.
+    `before_chunk(row, copies)` lets a model whose forward holds per-row state (Flamingo's images) set it."""
     if any(not c for c in candidates):
         raise UserError("a ranking candidate tokenizes to no tokens; every candidate needs at least one")
     inputs = right_padded(inputs)
@@ -107,6 +110,8 @@ def candidate_logprobs(model: Any, inputs: dict[str, Any], candidates: list[list
                 target[r, : len(c) - 1] = torch.tensor(c[1:])
                 real[r, : len(c) - 1] = True
             cache = _repeat_prompt_cache(layers, row, length, len(picked))
+            if before_chunk is not None:
+                before_chunk(row, len(picked))
             step = model(input_ids=feed.to(device), use_cache=True, **{cache_arg: cache})
             logprobs = step.logits.float().log_softmax(dim=-1)
             got = logprobs.gather(2, target.to(device)[..., None]).squeeze(-1).double().cpu()
