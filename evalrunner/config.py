@@ -166,4 +166,4 @@ _store.store(group="dataset", name="hatefulmemes_schema", node=HatefulMemes)
 
 # Keys that change how fast a job runs but not what it predicts; a rerun that differs only in these resumes.
 RUNTIME_KEYS = ("batch_size", "num_workers", "dist_timeout_s", "model.latency_s", "rices.batch_size", "rices.cache_dir",
-                "index_dir", "reuse_model")
+                "index_dir", "reuse_model", "model.concurrency", "model.max_retries", "model.timeout_s")

@@ -165,6 +165,7 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
         "sample_data": sample, "world_size": ranks.world, "fingerprint": fp, **scored_.extra,
         "protocol": protocol.name(cfg), **({"vqa_variant": cfg.dataset.vqa_variant} if dataset.task == "vqa" else {}),
         **({"prompt_hash": model.prompt_hash} if model.prompt_hash is not None else {}),
+        **({"engine": built.model.engine} if hasattr(built.model, "engine") else {}),  # a serving engine's account
         "model_reused": built.reused,
         # load includes model_load: about 0 when the model was reused from this process's previous job
         "timings": {"load": loaded - start, "model_load": built.seconds, "generate": generated - loaded,
