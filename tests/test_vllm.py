@@ -22,7 +22,8 @@ def answers(job_dir: Path) -> list[str]:
 
 
 def sweep_dir(root: Path, beams: int) -> Path:
-    (found,) = [p.parent for p in root.rglob("result.json") if f"num_beams={beams}" in p.parent.name]
+    # rglob: a job's folder name holds model.path, whose slashes nest it
+    (found,) = [p.parent for p in root.rglob("result.json") if f"num_beams={beams}," in str(p.relative_to(root))]
     return found
 
 
