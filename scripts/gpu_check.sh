@@ -54,13 +54,13 @@ if index.exists():  # a sharded save: its map must name the renamed keys
 AutoProcessor.from_pretrained(small).save_pretrained(out)
 EOF
 
-if $tiny; then speed_items=8; dtype=float32; extra=("model.engine_args={enforce_eager:true}"); else
-    speed_items=256; dtype=bfloat16; extra=(); fi
+if $tiny; then speed_items=8; dtype=float32; max_len=1024; extra=("model.engine_args={enforce_eager:true}"); else
+    speed_items=256; dtype=bfloat16; max_len=2048; extra=(); fi
 job=(dataset=vqav2 shots=4 dataset.generation.num_beams=1 model.path="$work/ckpt")
 run() { "$PY" -m evalrunner "${job[@]}" "$@" >"$work/log" 2>&1 || { tail -20 "$work/log"; exit 1; }; }
 
 run model=hf model.dtype=float32 num_samples=8 batch_size=8 hydra.run.dir="$work/eq-hf"
-run model=vllm model.dtype=float32 model.max_model_len=2048 num_samples=8 batch_size=8 "${extra[@]}" \
+run model=vllm model.dtype=float32 model.max_model_len=$max_len num_samples=8 batch_size=8 "${extra[@]}" \
     hydra.run.dir="$work/eq-vllm"
 if cmp -s "$work/eq-hf/predictions.json" "$work/eq-vllm/predictions.json"; then
     echo "greedy predictions equal on 8 items (float32): yes"
@@ -69,7 +69,7 @@ else
         "$work/eq-vllm/predictions.json" | head -20; exit 1
 fi
 run model=hf model.dtype="$dtype" num_samples="$speed_items" batch_size=16 hydra.run.dir="$work/speed-hf"
-run model=vllm model.dtype="$dtype" model.max_model_len=2048 num_samples="$speed_items" batch_size="$speed_items" \
+run model=vllm model.dtype="$dtype" model.max_model_len=$max_len num_samples="$speed_items" batch_size="$speed_items" \
     "${extra[@]}" hydra.run.dir="$work/speed-vllm"
 "$PY" - "$work" "$speed_items" "$dtype" <<'EOF'
 import json, sys
