@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli, compose_cfg
+from conftest import SAMPLE, cli, compose_cfg
 from omegaconf import OmegaConf
 from vllm_server import ENGINE_OVERRIDES, VLLM_ENV, need_vllm
 
+from evalrunner.datasets import index
 from evalrunner.errors import UserError
 from evalrunner.job import run
 from evalrunner.models.vllm import VLLMModel, engine_args
+from evalrunner.registry import lookup
+from evalrunner.tasks import predictor
 
 JOB = ["dataset=vqav2", "shots=2", "num_samples=4", "batch_size=4"]
 
@@ -56,10 +59,10 @@ def test_the_installed_vllm_version_is_part_of_the_config_and_so_of_the_fingerpr
     assert resolved["model"]["engine_version"].startswith("vllm")  # type: ignore[index]
 
 
-def test_engine_args_override_the_named_keys_and_size_the_image_limit_from_shots() -> None:
+def test_engine_args_override_the_named_keys_and_size_the_image_limit_from_the_job() -> None:
     cfg = compose_cfg([*JOB, "model=vllm", "model.path=ckpt", "model.engine_args={max_model_len:64,enforce_eager:true}"])
 
-    args = engine_args(cfg.model, torch.device("cpu"))
+    args = engine_args(cfg.model, torch.device("cpu"), max_images=3)
 
     assert args["max_model_len"] == 64 and args["enforce_eager"] is True
     assert args["limit_mm_per_prompt"] == {"image": 3} and args["dtype"] == "float32"
@@ -72,15 +75,15 @@ def test_tensor_parallelism_under_several_evalrunner_ranks_is_refused_with_one_l
     cfg = compose_cfg([*JOB, "model=vllm", "model.path=ckpt", "model.tensor_parallel_size=2"])
 
     with pytest.raises(UserError, match="tensor_parallel_size>1 with several evalrunner ranks"):
-        engine_args(cfg.model, torch.device("cpu"))
+        engine_args(cfg.model, torch.device("cpu"), max_images=3)
 
 
-def test_ranking_is_refused_with_one_line_before_vllm_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "vllm", None)
-    cfg = compose_cfg(["dataset=imagenet", "model=vllm", "model.path=ckpt"])
+def test_ranking_is_refused_with_one_line(vllm_llava: Path) -> None:
+    cfg = compose_cfg(["dataset=imagenet", "model=vllm", f"model.path={vllm_llava}"])
+    dataset = lookup("dataset", "imagenet")(cfg.dataset, SAMPLE, index.folder(None))
 
-    with pytest.raises(UserError, match="model=vllm does not rank candidates") as e:
-        VLLMModel(cfg.model, cfg.dataset, torch.device("cpu"))
+    with pytest.raises(UserError, match="model.name=vllm: .* has no rank") as e:
+        predictor(dataset, VLLMModel, "vllm")  # type: ignore[arg-type]  (the class says it: no engine needed)
 
     assert "\n" not in str(e.value)
 
@@ -90,4 +93,4 @@ def test_without_vllm_building_the_model_says_how_to_install_it(monkeypatch: pyt
     cfg = compose_cfg([*JOB, "model=vllm", "model.path=ckpt"])
 
     with pytest.raises(UserError, match="install_vllm_cpu.sh"):
-        VLLMModel(cfg.model, cfg.dataset, torch.device("cpu"))
+        VLLMModel(cfg.model, torch.device("cpu"), 3)
