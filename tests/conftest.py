@@ -9,6 +9,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from nltk_resources import nltk_data  # noqa: F401  (session fixture: NLTK data for OK-VQA, built offline)
 from omegaconf import DictConfig
+from vllm_server import vllm_llava, vllm_server  # noqa: F401  (session fixtures: the engines' tiny LLaVA and server)
 
 import evalrunner.config  # noqa: F401  (stores the schema)
 
