@@ -1,7 +1,8 @@
 """The typed schema of a job's config, stored in Hydra's ConfigStore so a wrong type fails at composition.
 
-conf/config.yaml extends `evalrunner_schema`; conf/dataset/<name>.yaml extends `<name>_schema`. Model configs stay
-open, because a model of the user's own (`model.name=pkg.module:Class`) brings keys of its own.
+conf/config.yaml extends `evalrunner_schema`; conf/dataset/<name>.yaml extends `/<name>_dataset_schema@_here_`,
+stored outside the dataset group so that `--help` and Hydra's errors never offer a schema as a dataset (a YAML-only
+dataset, `format: jsonl`, has its schema applied by its loader instead). Model configs stay open, because a model of the user's own (`model.name=pkg.module:Class`) brings keys of its own.
 """
 
 from dataclasses import dataclass, field
@@ -31,8 +32,7 @@ class Prompt:
 
 @dataclass
 class Dataset:
-    name: str = MISSING  # registry name
-    task: str = MISSING  # vqa | caption
+    name: str = MISSING  # registry name (the class says its task: vqa, caption or classification)
     generation: Generation = field(default_factory=Generation)
     prompt: Prompt = field(default_factory=Prompt)
 
@@ -97,7 +97,6 @@ class Classification:
     """A dataset whose answers are ranked, not generated: no generation settings."""
 
     name: str = MISSING  # registry name
-    task: str = MISSING  # classification
     prompt: Prompt = field(default_factory=Prompt)
 
 
@@ -155,14 +154,15 @@ Plugins.instance().register(LocalLauncher)
 
 _store = ConfigStore.instance()
 _store.store(name="evalrunner_schema", node=EvalConfig)
-_store.store(group="dataset", name="coco_schema", node=Coco)
-_store.store(group="dataset", name="vqav2_schema", node=VQAv2)
-_store.store(group="dataset", name="okvqa_schema", node=OKVQA)
-_store.store(group="dataset", name="vizwiz_schema", node=VizWiz)
-_store.store(group="dataset", name="textvqa_schema", node=TextVQA)
-_store.store(group="dataset", name="flickr30k_schema", node=Flickr30k)
-_store.store(group="dataset", name="imagenet_schema", node=ImageNet)
-_store.store(group="dataset", name="hatefulmemes_schema", node=HatefulMemes)
+# Not in group "dataset": Hydra lists a group's every option in --help and in its errors.
+_store.store(name="coco_dataset_schema", node=Coco)
+_store.store(name="vqav2_dataset_schema", node=VQAv2)
+_store.store(name="okvqa_dataset_schema", node=OKVQA)
+_store.store(name="vizwiz_dataset_schema", node=VizWiz)
+_store.store(name="textvqa_dataset_schema", node=TextVQA)
+_store.store(name="flickr30k_dataset_schema", node=Flickr30k)
+_store.store(name="imagenet_dataset_schema", node=ImageNet)
+_store.store(name="hatefulmemes_dataset_schema", node=HatefulMemes)
 
 # Keys that change how fast a job runs but not what it predicts; a rerun that differs only in these resumes.
 RUNTIME_KEYS = ("batch_size", "num_workers", "dist_timeout_s", "model.latency_s", "rices.batch_size", "rices.cache_dir",

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from evalrunner import batches, demos, distributed, jobdir, protocol, tasks
+from evalrunner import batches, datasets, demos, distributed, jobdir, protocol, tasks
 from evalrunner.datasets import index
 from evalrunner.datasets.base import Dataset, Item, check_images, prediction_records
 from evalrunner.errors import UserError
@@ -106,7 +106,7 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float) -> 
     sample = cfg.data_root is None
     if sample:
         log.warning("data_root is not set: scoring the bundled SAMPLE data (%s), not the real benchmark", root)
-    dataset: Dataset = lookup("dataset", cfg.dataset.name)(cfg.dataset, root, index.folder(cfg.index_dir))
+    dataset: Dataset = datasets.build(cfg.dataset, root, index.folder(cfg.index_dir))
     items = demos.select_test_items(dataset.test_items(), cfg.num_samples, cfg.seed)
     check_images(items, f"dataset ({cfg.dataset.name} test images)")
     sampler = demos.build_sampler(cfg, dataset, items, root, ranks, protocol.demo_count(cfg))

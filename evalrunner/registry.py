@@ -6,7 +6,7 @@ from typing import Any
 
 from evalrunner.errors import UserError
 
-_REGISTRIES: dict[str, dict[str, Any]] = {"dataset": {}, "model": {}}
+_REGISTRIES: dict[str, dict[str, Any]] = {"dataset": {}, "model": {}, "format": {}}  # format: YAML-only datasets
 
 
 def register(kind: str, name: str) -> Callable[[Any], Any]:
@@ -27,5 +27,6 @@ def lookup(kind: str, name: str) -> Any:
             raise UserError(f"{kind}.name={name!r} cannot be imported ({e}); check the module path") from None
     known = _REGISTRIES[kind]
     if name not in known:
-        raise UserError(f"{kind}.name={name!r} is not a known {kind}; choose one of: {', '.join(sorted(known))}")
+        key = "dataset.format" if kind == "format" else f"{kind}.name"
+        raise UserError(f"{key}={name!r} is not a known {kind}; choose one of: {', '.join(sorted(known))}")
     return known[name]

@@ -12,8 +12,10 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
+from evalrunner.datasets import task_of
 from evalrunner.datasets.base import Item
 from evalrunner.errors import UserError
+from evalrunner.images import open_rgb
 from evalrunner.models import reuse
 from evalrunner.models.base import LogLikelihoods
 from evalrunner.models.hf_rank import candidate_logprobs
@@ -62,8 +64,8 @@ class HFModel:
         path = str(cfg.path)
         _check_path(path)
         self.dtype = resolve_dtype(str(cfg.dtype), device)
-        self.is_vqa = dataset_cfg.task == "vqa"
-        self.is_rank = dataset_cfg.task == "classification"  # scores candidates (rank) instead of generating
+        self.is_vqa = task_of(dataset_cfg) == "vqa"
+        self.is_rank = task_of(dataset_cfg) == "classification"  # scores candidates (rank) instead of generating
         self.prompt_cfg = dataset_cfg.prompt
         self.generation = None if self.is_rank else dataset_cfg.generation
         self.rank_chunk = int(cfg.get("rank_chunk") or 64)
@@ -182,8 +184,7 @@ class HFModel:
         images: dict[str, Image.Image] = {}
         for path in [it.image_path for it in items] + [d.image_path for ds in demos for d in ds]:
             if path and path not in images:
-                with Image.open(path) as img:
-                    images[path] = img.convert("RGB")
+                images[path] = open_rgb(path)
         kept = [list(ds) for ds in demos]
         batch = self._encode(items, kept, images)
         limit = self.max_prompt_tokens

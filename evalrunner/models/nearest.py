@@ -13,7 +13,9 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
+from evalrunner.datasets import task_of
 from evalrunner.datasets.base import Item
+from evalrunner.images import open_rgb
 from evalrunner.models import reuse
 from evalrunner.models.base import LogLikelihoods
 from evalrunner.registry import register
@@ -25,8 +27,7 @@ QUESTION_WEIGHT = 10.0  # rank: a demo asking something else is this much farthe
 
 def image_features(path: str) -> np.ndarray:
     """A tiny colour thumbnail: enough to tell which demo image looks most like the test image."""
-    with Image.open(path) as img:
-        thumb = img.convert("RGB").resize((8, 8), Image.Resampling.BILINEAR)
+    thumb = open_rgb(path).resize((8, 8), Image.Resampling.BILINEAR)
     return np.asarray(thumb, dtype=np.float32).ravel() / 255.0
 
 
@@ -60,7 +61,7 @@ class NearestDemo:
     batch_invariant = True  # each item is answered on its own: batch_size only changes the speed
     def __init__(self, cfg: DictConfig, dataset_cfg: DictConfig, device: torch.device) -> None:
         self.latency_s = float(cfg.latency_s)
-        self.is_vqa = dataset_cfg.task == "vqa"
+        self.is_vqa = task_of(dataset_cfg) == "vqa"
         self.fallback = cfg.fallback_answer if self.is_vqa else cfg.fallback_caption
         self.min_question_similarity = float(cfg.min_question_similarity)
         self.thumbnails = reuse.shared("nearest", {}, device, Thumbnails)
