@@ -63,7 +63,7 @@ def jsonl(path: Path, key: str, what: str) -> Iterator[tuple[int, Any]]:
 
 
 def _reason(e: BaseException) -> str:
-    return f"no field {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+    return f"lacks {e}" if isinstance(e, KeyError) else f"is malformed ({type(e).__name__}: {e})"
 
 
 def items_from(entries: Iterable[tuple[int, E]], make: Callable[[E], Item], key: str, path: Path, shape: str,
@@ -75,7 +75,7 @@ def items_from(entries: Iterable[tuple[int, E]], make: Callable[[E], Item], key:
         try:
             items.append(make(entry))
         except MALFORMED as e:
-            raise UserError(f"{key}: {where} {number} of {path} is malformed ({_reason(e)}); "
+            raise UserError(f"{key}: {where} {number} of {path} {_reason(e)}; "
                             f"entries must be {shape}") from None
     check_unique(items, key, path, id_name)
     return items
