@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE, cli, compose_cfg
+from nltk_resources import nltk_data  # noqa: F401  (fixture)
 
 from evalrunner.datasets import build
 from evalrunner.errors import UserError
@@ -117,7 +118,9 @@ def _edit_json(path: Path, change) -> None:  # type: ignore[no-untyped-def]
 
 
 def _first_twice(entries: list) -> None:  # type: ignore[type-arg]
-    entries[1] = {**entries[1], **{k: entries[0][k] for k in ("question_id", "cocoid") if k in entries[0]}}
+    """The id of the first entry (of the test split, for a Karpathy file) given to the second as well."""
+    a, b = [e for e in entries if e.get("split", "test") == "test"][:2]
+    b.update({k: a[k] for k in ("question_id", "cocoid") if k in a})
 
 
 @pytest.mark.parametrize(("name", "file", "change", "needle"), [
@@ -165,6 +168,7 @@ def test_an_empty_test_split_is_an_error_not_a_submission(data: Path, tmp_path: 
     assert not (tmp_path / "run" / "predictions.json").exists()
 
 
+@pytest.mark.usefixtures("nltk_data")
 @pytest.mark.parametrize(("name", "file", "field"), [
     ("vqav2", "vqav2/v2_OpenEnded_mscoco_val2014_questions.json", "questions"),
     ("okvqa", "okvqa/OpenEnded_mscoco_val2014_questions.json", "questions"),
@@ -198,7 +202,7 @@ def test_non_utf8_bytes_in_a_class_name_table_name_the_file_and_line(data: Path)
 
 
 def test_a_truncated_image_is_one_line_naming_the_file(data: Path, tmp_path: Path) -> None:
-    image = sorted((data / "coco" / "val2014").glob("*.jpg"))[0]
+    image = Path(_build("coco", data).test_items()[0].image_path)
     image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
 
     proc = cli(["evalrunner", f"data_root={data}", "num_workers=0", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
@@ -220,8 +224,8 @@ def test_the_schema_names_are_offered_neither_in_help_nor_in_errors(tmp_path: Pa
     unknown = cli(["evalrunner", "dataset=nope", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
 
     groups = next(line for line in helped.stdout.splitlines() if line.startswith("dataset: "))
-    assert "vqav2" in groups and "schema" not in groups
-    assert "vqav2" in unknown.stderr and "schema" not in unknown.stderr
+    assert "vqav2" in groups and "_schema" not in groups
+    assert "vqav2" in unknown.stderr and "_schema" not in unknown.stderr
 
 
 def test_a_task_on_the_command_line_cannot_disagree_with_the_dataset() -> None:
