@@ -2,7 +2,8 @@
 
 conf/config.yaml extends `evalrunner_schema`; conf/dataset/<name>.yaml extends `/<name>_dataset_schema@_here_`,
 stored outside the dataset group so that `--help` and Hydra's errors never offer a schema as a dataset (a YAML-only
-dataset, `format: jsonl`, has its schema applied by its loader instead). Model configs stay open, because a model of the user's own (`model.name=pkg.module:Class`) brings keys of its own.
+dataset, `format: jsonl`, has its schema applied by its loader instead). Model configs stay open, because a model
+of the user's own (`model.name=pkg.module:Class`) brings keys of its own.
 """
 
 from dataclasses import dataclass, field

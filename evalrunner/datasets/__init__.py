@@ -4,7 +4,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from evalrunner.datasets import coco, flickr30k, hatefulmemes, imagenet, jsonl, okvqa, textvqa, vizwiz, vqav2  # noqa: F401
+# Importing each module fills the registry.
+from evalrunner.datasets import coco, flickr30k, hatefulmemes, imagenet, jsonl, okvqa  # noqa: F401
+from evalrunner.datasets import textvqa, vizwiz, vqav2  # noqa: F401
 from evalrunner.datasets.base import Dataset, Item
 from evalrunner.registry import lookup
 

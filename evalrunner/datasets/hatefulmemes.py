@@ -24,8 +24,9 @@ def load_jsonl(path: Path, key: str, image_dir: Path, need_labels: bool) -> list
             raise KeyError("label (0 or 1)")
         # The file name comes from `img`, never from `id`: ids below 10000 are zero-padded in file names.
         meme = integer(rec["id"])
+        answer = "" if label is None else ANSWERS[label]
         return Item(id=meme, image_id=meme, image_path=str(image_dir / rec["img"]), question=str(rec["text"]),
-                    answer="" if label is None else ANSWERS[label], references=() if label is None else (ANSWERS[label],))
+                    answer=answer, references=(answer,) if answer else ())
 
     items = items_from(jsonl(path, key, "the challenge's jsonl file"), make, key, path, SHAPE, where="line")
     if not items:

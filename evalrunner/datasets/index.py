@@ -28,7 +28,8 @@ from evalrunner.datasets.itemfile import FORMAT_VERSION, Items, encode, read, wr
 
 __all__ = ["Items", "Parsed", "encode", "folder", "image_ids", "image_paths", "load", "read", "write"]
 INDEX_VERSION = 2  # bump when any dataset's parsing changes: old files then no longer match any key
-NOT_PARSED = ("generation", "prompt", "vqa_variant", "cider_tokenizer", "metric")  # dataset keys that never change the items
+# dataset keys that never change the items
+NOT_PARSED = ("generation", "prompt", "vqa_variant", "cider_tokenizer", "metric")
 log = logging.getLogger("evalrunner")
 
 

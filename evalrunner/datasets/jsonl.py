@@ -60,7 +60,7 @@ class JsonlConfig:
     test_file: str = MISSING  # JSON lines, relative to data_root or absolute
     demo_file: str = MISSING
     image_root: str = MISSING  # each record's `image` is relative to it
-    metric: str = MISSING  # vqa: vqa_accuracy | exact_match; caption: cider | exact_match; classification: top1 | roc_auc
+    metric: str = MISSING  # vqa_accuracy | exact_match (vqa); cider | exact_match (caption); top1 | roc_auc
     vqa_variant: str = "official"  # metric=vqa_accuracy: official | vqa2016 | openflamingo | textvqa
     cider_tokenizer: str = "python"  # metric=cider: python | java
     candidates: Any = None  # classification: a list of class names, or a file of one name per line

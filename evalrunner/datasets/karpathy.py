@@ -27,7 +27,8 @@ class KarpathyCaptions(CaptionDataset):
         self.test_split, self.demo_split = cfg.test_split, cfg.demo_split
 
     def parse(self) -> tuple[list[Item], list[Item]]:
-        path, key, kind = self.paths["karpathy_file"], "dataset.karpathy_file", f"a Karpathy split file ({self.file_name})"
+        path, key = self.paths["karpathy_file"], "dataset.karpathy_file"
+        kind = f"a Karpathy split file ({self.file_name})"
         images = expect_list(load_json(path, key), "images", path, key, kind)
         wanted = (self.test_split, self.demo_split)
 
