@@ -73,11 +73,6 @@ class VQAv2(VQA):
 
 
 @dataclass
-class OKVQA(VQAv2):
-    pass
-
-
-@dataclass
 class VizWiz(VQA):
     test_annotations: str = MISSING  # Annotations/<split>.json; test.json (no answers) makes a submission
     demo_annotations: str = MISSING
@@ -158,7 +153,6 @@ _store.store(name="evalrunner_schema", node=EvalConfig)
 # Not in group "dataset": Hydra lists a group's every option in --help and in its errors.
 _store.store(name="coco_dataset_schema", node=Coco)
 _store.store(name="vqav2_dataset_schema", node=VQAv2)
-_store.store(name="okvqa_dataset_schema", node=OKVQA)
 _store.store(name="vizwiz_dataset_schema", node=VizWiz)
 _store.store(name="textvqa_dataset_schema", node=TextVQA)
 _store.store(name="flickr30k_dataset_schema", node=Flickr30k)

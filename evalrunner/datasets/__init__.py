@@ -1,14 +1,17 @@
 """The datasets: each built-in one registers its class by name; a YAML-only one names its `format` instead."""
 
+import importlib
+import pkgutil
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-# Importing each module fills the registry.
-from evalrunner.datasets import coco, flickr30k, hatefulmemes, imagenet, jsonl, okvqa  # noqa: F401
-from evalrunner.datasets import textvqa, vizwiz, vqav2  # noqa: F401
 from evalrunner.datasets.base import Dataset, Item
 from evalrunner.registry import lookup
+
+# Every module of this package is imported, so a new dataset's @register runs without a list to edit here.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["Dataset", "Item", "build", "dataset_class", "task_of"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from evalrunner.datasets.base import TASKS, Dataset, Item, Score, resolve
 from evalrunner.datasets.captions import CaptionDataset
@@ -72,10 +72,11 @@ def checked(cfg: DictConfig) -> DictConfig:
     """The config with the schema's defaults; a wrong key, a wrong type or a missing key is one line naming it."""
     try:
         merged = OmegaConf.merge(OmegaConf.structured(JsonlConfig), OmegaConf.to_container(cfg, resolve=True))
-    except OmegaConfBaseException as e:
-        raise UserError(f"dataset.{e.full_key}: {type(e).__name__.replace('Error', '').lower() or 'bad'} key or value "
-                        f"in a format: jsonl dataset ({str(e).splitlines()[0]}); the keys are "
+    except ConfigKeyError as e:
+        raise UserError(f"dataset.{e.full_key} is not a key of a format: jsonl dataset; its keys are "
                         f"{', '.join(JsonlConfig.__dataclass_fields__)}") from None
+    except OmegaConfBaseException as e:  # a value of the wrong type
+        raise UserError(f"dataset.{e.full_key}: {str(e).splitlines()[0]}; fix it in the dataset's YAML") from None
     missing = sorted(OmegaConf.missing_keys(merged))
     if missing:
         raise UserError(f"dataset.{missing[0]} is missing: a format: jsonl dataset needs name, task, test_file, "
