@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from evalrunner.datasets import build, task_of
 from evalrunner.datasets.base import Item
-from evalrunner.datasets.jsonl import checked
+from evalrunner.datasets.jsonl_config import checked
 from evalrunner.errors import UserError
 
 TASKS = {"vqav2": "vqa", "coco": "caption", "hatefulmemes": "classification"}
