@@ -36,14 +36,17 @@ def folder(setting: object, kind: str) -> Path:
 
 
 def key(files: Iterable[str | os.PathLike[str]], config: Mapping[str, Any]) -> str:
-    """A hex digest of every file's path, size and mtime (in order) and a JSON-able config.
+    """A hex digest of every file's path, size, mtime, inode and ctime (in order) and a JSON-able config.
 
+    Size and mtime alone miss a rewrite that keeps both (`cp -p`, `rsync -a`, `tar x`): no tool can set ctime, and a
+    replaced file has a new inode. Only stat(2) is read, so a key costs microseconds per file at any data size; a
+    chmod or touch also counts as a change (a rebuild, never a stale read).
     Raises FileNotFoundError naming the first file that is missing.
     """
     h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for f in files:
         st = os.stat(f)
-        h.update(f"{os.fspath(f)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{os.fspath(f)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_ctime_ns}\n".encode())
     return h.hexdigest()[:32]
 
 

@@ -1,7 +1,9 @@
 """The typed schema of a job's config, stored in Hydra's ConfigStore so a wrong type fails at composition.
 
-conf/config.yaml extends `evalrunner_schema`; conf/dataset/<name>.yaml extends `<name>_schema`. Model configs stay
-open, because a model of the user's own (`model.name=pkg.module:Class`) brings keys of its own.
+conf/config.yaml extends `evalrunner_schema`; conf/dataset/<name>.yaml extends `/<name>_dataset_schema@_here_`,
+stored outside the dataset group so that `--help` and Hydra's errors never offer a schema as a dataset (a YAML-only
+dataset, `format: jsonl`, has its schema applied by its loader instead). Model configs stay open, because a model
+of the user's own (`model.name=pkg.module:Class`) brings keys of its own.
 """
 
 from dataclasses import dataclass, field
@@ -34,8 +36,7 @@ class Prompt:
 
 @dataclass
 class Dataset:
-    name: str = MISSING  # registry name
-    task: str = MISSING  # vqa | caption
+    name: str = MISSING  # registry name (the class says its task: vqa, caption or classification)
     generation: Generation = field(default_factory=Generation)
     prompt: Prompt = field(default_factory=Prompt)
 
@@ -75,11 +76,6 @@ class VQAv2(VQA):
 
 
 @dataclass
-class OKVQA(VQAv2):
-    pass
-
-
-@dataclass
 class VizWiz(VQA):
     test_annotations: str = MISSING  # Annotations/<split>.json; test.json (no answers) makes a submission
     demo_annotations: str = MISSING
@@ -100,7 +96,6 @@ class Classification:
     """A dataset whose answers are ranked, not generated: no generation settings."""
 
     name: str = MISSING  # registry name
-    task: str = MISSING  # classification
     prompt: Prompt = field(default_factory=Prompt)
     ensemble_permutations: int | None = None  # rank under min(N, shots!) seeded demo orders, averaged; None = one
 
@@ -185,11 +180,11 @@ Plugins.instance().register(LocalLauncher)
 
 _store = ConfigStore.instance()
 _store.store(name="evalrunner_schema", node=EvalConfig)
-_store.store(group="dataset", name="coco_schema", node=Coco)
-_store.store(group="dataset", name="vqav2_schema", node=VQAv2)
-_store.store(group="dataset", name="okvqa_schema", node=OKVQA)
-_store.store(group="dataset", name="vizwiz_schema", node=VizWiz)
-_store.store(group="dataset", name="textvqa_schema", node=TextVQA)
-_store.store(group="dataset", name="flickr30k_schema", node=Flickr30k)
-_store.store(group="dataset", name="imagenet_schema", node=ImageNet)
-_store.store(group="dataset", name="hatefulmemes_schema", node=HatefulMemes)
+# Not in group "dataset": Hydra lists a group's every option in --help and in its errors.
+_store.store(name="coco_dataset_schema", node=Coco)
+_store.store(name="vqav2_dataset_schema", node=VQAv2)
+_store.store(name="vizwiz_dataset_schema", node=VizWiz)
+_store.store(name="textvqa_dataset_schema", node=TextVQA)
+_store.store(name="flickr30k_dataset_schema", node=Flickr30k)
+_store.store(name="imagenet_dataset_schema", node=ImageNet)
+_store.store(name="hatefulmemes_dataset_schema", node=HatefulMemes)

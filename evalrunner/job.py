@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from evalrunner import batches, demos, distributed, environment, jobdir, logs, protocol, tasks
+from evalrunner import batches, datasets, demos, distributed, environment, jobdir, logs, protocol, tasks
 from evalrunner.config import validate
 from evalrunner.datasets import index
 from evalrunner.datasets.base import Dataset, Item, check_images, prediction_records
@@ -126,7 +126,7 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float, hel
     environment.check_cuda()
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     root = data_root(cfg)
-    dataset: Dataset = lookup("dataset", cfg.dataset.name)(cfg.dataset, root, index.folder(cfg.index_dir))
+    dataset: Dataset = datasets.build(cfg.dataset, root, index.folder(cfg.index_dir))
     identity = _identity(cfg, resolved, dataset)
     found = _resume_check(ranks, out, identity, held)
     if found is not None:
@@ -150,7 +150,7 @@ def _identity(cfg: DictConfig, resolved: dict[str, Any], dataset: Dataset) -> Id
     kept = {k: v for k, v in resolved.items() if k != "rices" or resolved.get("demo_selection") == "rices"}
     config_fp = jobdir.fingerprint(kept, batch_invariant=getattr(lookup("model", cfg.model.name), "batch_invariant",
                                                                  False))
-    return Identity(config_fp, jobdir.with_data(config_fp, getattr(dataset, "data_digest", None)))
+    return Identity(config_fp, jobdir.with_data(config_fp, dataset.data_digest))
 
 
 def _resume_check(ranks: distributed.Ranks, out: Path, identity: Identity, held: ExitStack) -> dict[str, Any] | None:

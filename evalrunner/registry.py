@@ -6,7 +6,7 @@ from typing import Any
 
 from evalrunner.errors import UserError
 
-_REGISTRIES: dict[str, dict[str, Any]] = {"dataset": {}, "model": {}}
+_REGISTRIES: dict[str, dict[str, Any]] = {"dataset": {}, "model": {}, "format": {}}  # format: YAML-only datasets
 
 
 def register(kind: str, name: str) -> Callable[[Any], Any]:
@@ -28,5 +28,6 @@ def lookup(kind: str, name: str) -> Any:
     importlib.import_module(f"evalrunner.{kind}s")  # its modules register themselves; the package itself is lazy
     known = _REGISTRIES[kind]
     if name not in known:
-        raise UserError(f"{kind}.name={name!r} is not a known {kind}; choose one of: {', '.join(sorted(known))}")
+        key = "dataset.format" if kind == "format" else f"{kind}.name"
+        raise UserError(f"{key}={name!r} is not a known {kind}; choose one of: {', '.join(sorted(known))}")
     return known[name]

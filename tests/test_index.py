@@ -18,7 +18,8 @@ from evalrunner.datasets import index
 from evalrunner.demos import query_set, select_test_items
 from evalrunner.registry import lookup
 
-ALL = ("coco", "flickr30k", "vqav2", "okvqa", "vizwiz", "textvqa", "imagenet", "hatefulmemes")
+# Every dataset in conf/dataset/: a new one is tested without editing a list here.
+ALL = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "dataset").glob("*.yaml"))
 OFFICIAL = [  # the synthetic official layouts, with the spellings and splits the sample lacks
     ("vqav2", ()),
     ("vqav2", ("dataset.test_questions=vqav2/v2_OpenEnded_mscoco_test-dev2015_questions.json",
@@ -98,6 +99,31 @@ def test_a_touched_or_resized_source_rebuilds_the_index_and_prunes_the_old_one(t
     assert len(first) == len(touched) == 1 and first != touched  # a new key, and the old file is gone
     assert changed.test_items()[0].question.startswith("Now, ")
     assert changed.test_items()[0] == _load("vizwiz", root, None).test_items()[0]
+
+
+@pytest.mark.parametrize("how", ["cp -p", "rsync -a", "tar x"])
+def test_a_rewrite_keeping_size_and_mtime_is_read_fresh_not_through_the_stale_index(tmp_path: Path, how: str) -> None:
+    root, idx = _vizwiz(tmp_path), tmp_path / "index"
+    source = root / "vizwiz" / "Annotations" / "val.json"
+    old = _load("vizwiz", root, idx)
+    text = source.read_text()
+    at = text.index('"question": "') + len('"question": "')
+    fixed = text[:at] + "X" + text[at + 1 :]  # one ASCII letter for another: the same size
+    assert len(fixed.encode()) == len(text.encode()) and fixed != text and text[at] != "X"
+    st = source.stat()
+    corrected = tmp_path / "corrected.json"
+    corrected.write_text(fixed)
+    if how == "cp -p":  # onto the same inode: only ctime tells
+        source.write_text(fixed)
+    else:  # rsync -a and tar x write a new file, then set the old mtime
+        os.replace(corrected, source)
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (source.stat().st_size, source.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+    new = _load("vizwiz", root, idx)
+
+    assert new.test_items()[0].question.startswith("X") and not old.test_items()[0].question.startswith("X")
+    assert new.data_digest != old.data_digest and new.data_digest == _load("vizwiz", root, None).data_digest
 
 
 def test_a_corrupt_index_is_detected_and_rebuilt(tmp_path: Path) -> None:

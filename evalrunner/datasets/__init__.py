@@ -1,4 +1,33 @@
-from evalrunner.datasets import coco, flickr30k, hatefulmemes, imagenet, okvqa, textvqa, vizwiz, vqav2  # noqa: F401
-from evalrunner.datasets.base import Dataset, Item
+"""The datasets: each built-in one registers its class by name; a YAML-only one names its `format` instead."""
 
-__all__ = ["Dataset", "Item"]
+import importlib
+import pkgutil
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from evalrunner.datasets.base import Dataset, Item
+from evalrunner.registry import lookup
+
+# Every module of this package is imported, so a new dataset's @register runs without a list to edit here.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["Dataset", "Item", "build", "dataset_class", "task_of"]
+
+
+def dataset_class(cfg: DictConfig) -> type[Dataset]:
+    """The class that reads a dataset config: its `format`'s (a YAML-only dataset), else its registered `name`'s."""
+    if cfg.get("format") is not None:
+        return lookup("format", str(cfg.format))  # type: ignore[no-any-return]
+    return lookup("dataset", str(cfg.name))  # type: ignore[no-any-return]
+
+
+def build(cfg: DictConfig, data_root: Path, index_dir: Path | None = None) -> Dataset:
+    return dataset_class(cfg)(cfg, data_root, index_dir)
+
+
+def task_of(cfg: DictConfig) -> str:
+    """A dataset config's task kind, without reading its data: the class's, or a YAML-only dataset's `task`."""
+    cls = dataset_class(cfg)
+    return str(cfg.task) if cfg.get("format") is not None else cls.task

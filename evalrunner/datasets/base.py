@@ -1,69 +1,26 @@
-"""What every dataset gives the job: test items, a demo pool, post-processing and a score."""
+"""The dataset contract: every member the job, the tasks and the demos use, and the one constructor.
 
-import json
+A dataset names the config keys of the files (and folders) it reads; the base resolves them against data_root,
+loads the splits through the index (parsed by `parse`, checked by `entries`) and refuses an empty test split. A
+subclass writes `parse` and `score`, plus `postprocess` when it generates or `candidates` and `decide` when it
+ranks; `task` is a class attribute (a YAML-only dataset sets it from its file), never a separate config key.
+"""
+
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
+import numpy as np
+from omegaconf import DictConfig
+
+from evalrunner.datasets import index
+from evalrunner.datasets.item import Item, Score
 from evalrunner.errors import UserError
 
-
-@dataclass(frozen=True)
-class Item:
-    id: int  # the key of the prediction: question_id for VQA, image_id for captions
-    image_id: int
-    image_path: str  # "" for a demo shown as text only (OpenFlamingo's zero-shot, protocol.zero_shot_text_demos)
-    question: str = ""  # VQA only
-    answer: str = ""  # a demo's target text: the majority answer, or the first caption
-    references: tuple[str, ...] = ()  # a test item's human answers or reference captions
-
-
-@dataclass(frozen=True)
-class Score:
-    """What a dataset's metric gives the job."""
-
-    value: float | None  # result.json's "score"; None for a split without public answers (a submission)
-    per_item: dict[int, float] | None = None  # item id -> score on the same scale; their mean is `value`
-    extra: dict[str, Any] = field(default_factory=dict)  # further result.json keys, e.g. "top5"
-    report_data: dict[str, Any] | None = None  # what the report needs besides predictions (report_data.json)
-
-
-class Dataset(Protocol):
-    task: str  # "vqa" or "caption"
-    id_key: str  # "question_id" or "image_id", the key in predictions.json
-    text_key: str  # "answer" or "caption"
-    metric: str
-
-    def test_items(self) -> Sequence[Item]: ...  # a list, or the index's lazy sequence (datasets/index.py)
-
-    def demo_pool(self) -> Sequence[Item]: ...
-
-    def postprocess(self, text: str) -> str: ...
-
-    def score(self, predictions: Mapping[int, str], items: Sequence[Item]) -> Score: ...
-
-
-def prediction_records(dataset: Dataset, predictions: Mapping[int, str]) -> list[dict[str, Any]]:
-    """predictions.json, by item id; a dataset whose challenge takes another format (VizWiz) defines `record`."""
-    record = getattr(dataset, "record", None)
-    if record is None:
-        return [{dataset.id_key: i, dataset.text_key: p} for i, p in sorted(predictions.items())]
-    return [record(i, p) for i, p in sorted(predictions.items())]
-
-
-class Loaded:
-    """The item accessors of a dataset that keeps its parsed (or index-mapped) items in _test and _demos."""
-
-    _test: Sequence[Item] = ()
-    _demos: Sequence[Item] = ()
-
-    def test_items(self) -> Sequence[Item]:
-        return self._test
-
-    def demo_pool(self) -> Sequence[Item]:
-        return self._demos
+__all__ = ["Dataset", "Item", "Score", "check_images", "prediction_records", "resolve"]
+TASKS = ("vqa", "caption", "classification")
 
 
 def resolve(data_root: Path, key: str, value: str) -> Path:
@@ -72,21 +29,69 @@ def resolve(data_root: Path, key: str, value: str) -> Path:
     return path if path.is_absolute() else data_root / path
 
 
-def load_json(path: Path, key: str) -> Any:
-    if not path.is_file():
-        raise UserError(f"{key}: file not found: {path}; set data_root or {key} to the file in the official layout")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{key}: malformed JSON in {path} ({e}); re-download or fix the file") from None
+class Dataset(ABC):
+    task: str  # "vqa" | "caption" | "classification": how the job predicts (generate or rank) and prompts
+    id_key: str  # the key of an item's id in predictions.json ("question_id", "image_id", ...)
+    text_key: str  # the key of the prediction in predictions.json ("answer", "caption", ...)
+    metric: str  # result.json's "metric"
+    files: ClassVar[tuple[str, ...]] = ()  # config keys of the files parse() reads (null = none): the index key
+    folders: ClassVar[tuple[str, ...]] = ()  # config keys of folders (images), resolved like the files
+    test_key: ClassVar[str] = ""  # the config key named when the test split is empty
+    candidates: Sequence[str] = ()  # classification: the texts ranked as each item's continuation
+    data_digest: str  # the identity of the data read (the index key): a job's fingerprint covers it
+
+    def __init__(self, cfg: DictConfig, data_root: Path, index_dir: Path | None = None) -> None:
+        self.cfg, self.data_root = cfg, data_root
+        self.paths = {k: resolve(data_root, f"dataset.{k}", cfg[k]) for k in (*self.files, *self.folders)
+                      if cfg[k] is not None}
+        self.configure(cfg)  # option checks first: a wrong value is named before any file is read
+        self._test, self._demos, self.data_digest = index.load(self, cfg, data_root, index_dir)
+        if not len(self._test):
+            key = self.test_key or self.files[0]
+            raise UserError(f"dataset.{key}: {self.paths.get(key, cfg.get(key))} has no test items; "
+                            f"point dataset.{key} at a split that has some")
+
+    @property
+    def kind(self) -> str:
+        """The task module that predicts: "rank" scores `candidates`, "generate" writes text."""
+        return "rank" if self.task == "classification" else "generate"
+
+    def configure(self, cfg: DictConfig) -> None:
+        """Check the dataset's own options; called before any file is read."""
+
+    def sources(self) -> list[Path]:
+        """The files (and folders) parse() reads, in a fixed order: their identity is the index key."""
+        return [self.paths[k] for k in self.files if k in self.paths]
+
+    @abstractmethod
+    def parse(self) -> tuple[list[Item], list[Item]]:
+        """(test items, demo pool) from the source files; bad entries through evalrunner.datasets.entries."""
+
+    def test_items(self) -> Sequence[Item]:
+        return self._test  # a list, or the index's lazy sequence (datasets/itemfile.py)
+
+    def demo_pool(self) -> Sequence[Item]:
+        return self._demos
+
+    def postprocess(self, text: str) -> str:
+        """A generated text as the prediction (generation tasks)."""
+        raise NotImplementedError(f"{type(self).__name__} ranks candidates; it does not post-process text")
+
+    def decide(self, mean: np.ndarray) -> Any:
+        """One item's prediction (JSON-able) from its per-token mean log-likelihood of each candidate (ranking)."""
+        raise NotImplementedError(f"{type(self).__name__} generates text; it does not rank candidates")
+
+    def record(self, item_id: int, prediction: str) -> dict[str, Any]:
+        """One entry of predictions.json; a dataset whose challenge takes another format overrides it."""
+        return {self.id_key: item_id, self.text_key: prediction}
+
+    @abstractmethod
+    def score(self, predictions: Mapping[int, str], items: Sequence[Item]) -> Score: ...
 
 
-def expect_list(doc: Any, field: str, path: Path, key: str, kind: str) -> list[Any]:
-    """The list under `field`, or an error saying the file is not the kind of file `key` wants."""
-    if not isinstance(doc, dict) or not isinstance(doc.get(field), list):
-        raise UserError(f"{key}: {path} is not {kind} (no '{field}' list); point {key} at the right file")
-    return doc[field]
+def prediction_records(dataset: Dataset, predictions: Mapping[int, str]) -> list[dict[str, Any]]:
+    """predictions.json, by item id."""
+    return [dataset.record(i, p) for i, p in sorted(predictions.items())]
 
 
 def check_images(items: Sequence[Item], key: str) -> None:

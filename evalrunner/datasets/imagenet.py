@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from evalrunner.datasets import index
-from evalrunner.datasets.base import Item, Loaded, Score, resolve
+from evalrunner.datasets.base import Dataset, Item, Score
+from evalrunner.datasets.entries import lines
 from evalrunner.errors import UserError
 from evalrunner.metrics.classification import topk_hits
 from evalrunner.registry import register
@@ -29,11 +29,9 @@ DEMO_IDS = 10_000_000  # demo image ids start here, so no demo ever shares an id
 
 
 def read_names(path: Path, key: str) -> dict[str, str]:
-    if not path.is_file():
-        raise UserError(f"{key}: file not found: {path}; give a wnid<TAB>name table, or null for the standard one")
     names: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        wnid, tab, name = line.partition("\t")
+    for number, line in lines(path, key, "a wnid<TAB>name table, or null for the standard one"):
+        wnid, tab, name = line.rstrip("\r\n").partition("\t")
         if not tab or not wnid or not name.strip():
             raise UserError(f"{key}: line {number} of {path} is not 'wnid<TAB>name'; fix the table")
         names[wnid] = name.strip()
@@ -57,25 +55,21 @@ def image_folder(root: Path, key: str, names: Mapping[str, str], first_id: int) 
 
 
 @register("dataset", "imagenet")
-class ImageNet(Loaded):
+class ImageNet(Dataset):
     task = "classification"
-    kind = "rank"
     id_key = "image"
     text_key = "class"
     metric = "top-1 accuracy"
+    folders = ("test_dir", "demo_dir", "class_names")
+    test_key = "test_dir"
 
-    def __init__(self, cfg: DictConfig, data_root: Path, index_dir: Path | None = None) -> None:
-        self.test_dir = resolve(data_root, "dataset.test_dir", cfg.test_dir)
-        self.demo_dir = resolve(data_root, "dataset.demo_dir", cfg.demo_dir)
+    def configure(self, cfg: DictConfig) -> None:
+        self.test_dir, self.demo_dir = self.paths["test_dir"], self.paths["demo_dir"]
         local = self.test_dir.parent / LOCAL_NAMES
-        if cfg.class_names is not None:
-            table = resolve(data_root, "dataset.class_names", cfg.class_names)
-        else:
-            table = local if local.is_file() else STANDARD_NAMES
+        table = self.paths.get("class_names") or (local if local.is_file() else STANDARD_NAMES)
         self.names = read_names(table, "dataset.class_names")
         self.class_names = table
         self.candidates = list(dict.fromkeys(self.names.values()))  # table order; a shared name is one candidate
-        self._test, self._demos = index.load(self, cfg, data_root, index_dir)
 
     def sources(self) -> list[Path]:
         # A folder's mtime changes when an entry is added, removed or renamed: the root's for class folders,
@@ -87,9 +81,6 @@ class ImageNet(Loaded):
     def parse(self) -> tuple[list[Item], list[Item]]:
         return (image_folder(self.test_dir, "dataset.test_dir", self.names, 0),
                 image_folder(self.demo_dir, "dataset.demo_dir", self.names, DEMO_IDS))
-
-    def postprocess(self, text: str) -> str:
-        return text
 
     def decide(self, mean: np.ndarray) -> list[str]:
         """The top-5 names by per-token mean log-likelihood (OpenFlamingo's normalize_length); ties go to the

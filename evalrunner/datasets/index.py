@@ -6,7 +6,8 @@ bytes and their offsets) for image paths, questions, answers and the ragged list
 builds an Item only for the positions it reads, so its memory holds its test subset and query set, not the split.
 
 The file is an evalrunner.cache file (atomic, checksummed, built under a lock): its key is every source file's
-path, size and mtime, the dataset config that parsing reads, the data root and INDEX_VERSION. A changed source
+path, size, mtime, inode and ctime (a rewrite keeping size and mtime, as `cp -p`, `rsync -a` or `tar x` do, still
+gets a new inode or ctime), the dataset config that parsing reads, the data root and INDEX_VERSION. A changed source
 gets a new key, and the build prunes the old file; a corrupt file fails the checksum and is rebuilt.
 """
 
@@ -22,12 +23,13 @@ from typing import Any, Protocol
 from omegaconf import DictConfig, OmegaConf
 
 from evalrunner import cache
-from evalrunner.datasets.base import Item
+from evalrunner.datasets.item import Item
 from evalrunner.datasets.itemfile import FORMAT_VERSION, Items, encode, read, write
 
 __all__ = ["Items", "Parsed", "encode", "folder", "image_ids", "image_paths", "load", "read", "write"]
-INDEX_VERSION = 1  # bump when any dataset's parsing changes: old files then no longer match any key
-NOT_PARSED = ("generation", "prompt", "vqa_variant", "cider_tokenizer")  # dataset keys that never change the items
+INDEX_VERSION = 2  # bump when any dataset's parsing changes: old files then no longer match any key
+# dataset keys that never change the items
+NOT_PARSED = ("generation", "prompt", "vqa_variant", "cider_tokenizer", "metric")
 log = logging.getLogger("evalrunner")
 
 
@@ -75,13 +77,10 @@ class _Unindexable(Exception):
 
 
 def load(dataset: Parsed, cfg: DictConfig, data_root: Path,
-         index_dir: Path | None) -> tuple[Sequence[Item], Sequence[Item]]:
-    """The dataset's (test items, demo pool): from its index in `index_dir`, built first if needed; or, with no
-    index_dir, parsed in memory as lists.
-
-    Sets `dataset.data_digest` to the index key's digest, the identity of the data read, which is part of a job's
-    fingerprint: a job never mixes predictions made from two versions of its data.
-    """
+         index_dir: Path | None) -> tuple[Sequence[Item], Sequence[Item], str]:
+    """The dataset's (test items, demo pool, data digest): from its index in `index_dir`, built first if needed;
+    or, with no index_dir, parsed in memory as lists. The digest is the index key: it changes whenever a source
+    file or the parsing config does, so a job's fingerprint can cover the data it read."""
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     config = {k: v for k, v in resolved.items() if k not in NOT_PARSED}
     config.update(data_root=str(data_root), parser=type(dataset).__qualname__, version=[INDEX_VERSION, FORMAT_VERSION])
@@ -89,10 +88,9 @@ def load(dataset: Parsed, cfg: DictConfig, data_root: Path,
         sources = dataset.sources()
         digest = cache.key(sources, config)
     except OSError:
-        return _parse(dataset)  # a missing file or folder: the parser names it in its own one-line error
-    dataset.data_digest = digest  # type: ignore[attr-defined]
+        return (*_parse(dataset), "")  # a missing file or folder: the parser names it in its own one-line error
     if index_dir is None:
-        return _parse(dataset)
+        return (*_parse(dataset), digest)
     stable = hashlib.sha256(json.dumps([list(map(str, sources)), config], default=str).encode()).hexdigest()[:12]
     path = index_dir / f"{cfg.name}-{stable}-{digest}.idx"
 
@@ -111,9 +109,9 @@ def load(dataset: Parsed, cfg: DictConfig, data_root: Path,
 
     try:
         cache.ensure(path, build)
-        return read(path)
+        return (*read(path), digest)
     except _Unindexable as e:
-        return e.splits
+        return (*e.splits, digest)
     except (cache.CacheError, OSError) as e:
         log.warning("dataset index unusable (%s): parsing %s in memory instead", e, cfg.name)
-        return _parse(dataset)
+        return (*_parse(dataset), digest)

@@ -16,7 +16,7 @@ from typing import Any, overload
 import numpy as np
 
 from evalrunner import cache
-from evalrunner.datasets.base import Item
+from evalrunner.datasets.item import Item
 
 FORMAT_VERSION = 1  # bump when the layout changes
 _MAGIC = struct.Struct("<8sQ")  # magic, header length

@@ -4,8 +4,6 @@ v1.1's human answers are stemmed already (`answer`; the annotators' text is `raw
 stemmed the same way (evalrunner.metrics.okvqa_stem, OpenFlamingo's stemmer) before it is saved and scored.
 """
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
 from evalrunner.datasets.vqav2 import VQAFiles
@@ -17,9 +15,9 @@ from evalrunner.registry import register
 class OKVQA(VQAFiles):
     format_name = "OK-VQA"
 
-    def __init__(self, cfg: DictConfig, data_root: Path, index_dir: Path | None = None) -> None:
+    def configure(self, cfg: DictConfig) -> None:
+        super().configure(cfg)
         okvqa_stem.check_resources()  # before any generation: NLTK data cannot be fetched mid-job
-        super().__init__(cfg, data_root, index_dir)
 
     def postprocess(self, text: str) -> str:
         return okvqa_stem.stem(super().postprocess(text))

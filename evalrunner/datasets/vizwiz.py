@@ -8,25 +8,19 @@ and "unanswerable" is an ordinary answer.
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
-from evalrunner.datasets import index
-from evalrunner.datasets.base import Item, load_json, resolve
+from evalrunner.datasets.base import Item
+from evalrunner.datasets.entries import items_from, load_json
 from evalrunner.datasets.vqa_base import VQADataset, check_answers, demo_answer, demo_items
-from evalrunner.datasets.vqav2 import vqa_sources
 from evalrunner.errors import UserError
 from evalrunner.registry import register
+
+SHAPE = "VizWiz questions {image, question, answers}, as in Annotations/<split>.json"
 
 
 @register("dataset", "vizwiz")
 class VizWiz(VQADataset):
-    def __init__(self, cfg: DictConfig, data_root: Path, index_dir: Path | None = None) -> None:
-        super().__init__(cfg)
-        self.cfg, self.data_root = cfg, data_root
-        self._test, self._demos = index.load(self, cfg, data_root, index_dir)
-
-    def sources(self) -> list[Path]:
-        return vqa_sources(self.cfg, self.data_root, "test_annotations", "demo_annotations")
+    files = ("test_annotations", "demo_annotations")
+    folders = ("test_image_dir", "demo_image_dir")
 
     def parse(self) -> tuple[list[Item], list[Item]]:
         image_ids: dict[str, int] = {}  # file name -> a number, distinct across the splits
@@ -35,26 +29,22 @@ class VizWiz(VQADataset):
         return test, demo_items(demos, "dataset.demo_annotations", self.cfg.demo_annotations)
 
     def _load(self, image_ids: dict[str, int], key: str, images_key: str) -> list[Item]:
-        cfg, data_root = self.cfg, self.data_root
-        path = resolve(data_root, f"dataset.{key}", cfg[key])
+        path, image_dir = self.paths[key], self.paths[images_key]
         doc = load_json(path, f"dataset.{key}")
         if not isinstance(doc, list):
             raise UserError(f"dataset.{key}: {path} is not a VizWiz annotations file (a list of questions); "
                             f"point dataset.{key} at Annotations/<split>.json")
-        image_dir = resolve(data_root, f"dataset.{images_key}", cfg[images_key])
-        items = []
-        try:
-            for i, entry in enumerate(doc):
-                humans = tuple(a["answer"] for a in entry.get("answers", ()))
-                image_id = image_ids.setdefault(entry["image"], len(image_ids))
-                items.append(Item(id=i, image_id=image_id, image_path=str(image_dir / entry["image"]),
-                                  question=entry["question"], answer=demo_answer(humans, cfg.demo_answer),
-                                  references=humans))
-        except (KeyError, TypeError, AttributeError) as e:
-            raise UserError(f"dataset.{key}: an entry in {path} lacks {e}; it must be a VizWiz annotations file "
-                            "(Annotations/<split>.json)") from None
+
+        def make(entry: tuple[int, dict[str, Any]]) -> Item:
+            i, q = entry
+            humans = tuple(a["answer"] for a in q.get("answers", ()))
+            image_id = image_ids.setdefault(q["image"], len(image_ids))
+            return Item(id=i, image_id=image_id, image_path=str(image_dir / q["image"]), question=q["question"],
+                        answer=demo_answer(humans, self.demo_mode), references=humans)
+
+        items = items_from(((i, (i, q)) for i, q in enumerate(doc)), make, f"dataset.{key}", path, SHAPE)
         check_answers(items, f"dataset.{key}", path)
         return items
 
-    def record(self, item_id: int, text: str) -> dict[str, Any]:
-        return {"image": Path(self._test[item_id].image_path).name, "answer": text}  # an id is its position
+    def record(self, item_id: int, prediction: str) -> dict[str, Any]:
+        return {"image": Path(self._test[item_id].image_path).name, "answer": prediction}  # an id is its position

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from omegaconf import DictConfig
 
-from evalrunner.datasets.base import Item, Loaded, Score
+from evalrunner.datasets.base import Dataset, Item, Score
 from evalrunner.errors import UserError
 from evalrunner.metrics.vqa import VARIANTS, vqa_scores
 
@@ -41,21 +41,23 @@ def demo_items(items: list[Item], key: str, path: object) -> list[Item]:
     return items
 
 
-class VQADataset(Loaded):
+def check_variant(cfg: DictConfig) -> str:
+    if cfg.vqa_variant not in VARIANTS:
+        raise UserError(f"dataset.vqa_variant={cfg.vqa_variant!r}: choose {', '.join(VARIANTS)}")
+    return str(cfg.vqa_variant)
+
+
+class VQADataset(Dataset):
     task = "vqa"
     id_key = "question_id"
     text_key = "answer"
     metric = "VQA accuracy"
 
-    def __init__(self, cfg: DictConfig) -> None:
-        if cfg.vqa_variant not in VARIANTS:
-            raise UserError(f"dataset.vqa_variant={cfg.vqa_variant!r}: choose {', '.join(VARIANTS)}")
+    def configure(self, cfg: DictConfig) -> None:
+        self.variant = check_variant(cfg)
         if cfg.demo_answer not in DEMO_ANSWERS:
             raise UserError(f"dataset.demo_answer={cfg.demo_answer!r}: choose {' or '.join(DEMO_ANSWERS)}")
-        self.variant = cfg.vqa_variant
         self.demo_mode = cfg.demo_answer
-        self._test: Sequence[Item] = []
-        self._demos: Sequence[Item] = []
 
     def postprocess(self, text: str) -> str:
         return _CUT.split(text, 1)[0].split(", ", 1)[0].strip()

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from evalrunner import cache, distributed
 from evalrunner.errors import UserError
+from evalrunner.images import open_rgb
 
 log = logging.getLogger("evalrunner")
 FORMAT = "rices-image-features-v1"  # bump when the way features are computed changes
@@ -60,8 +60,7 @@ class Encoder:
             self._model = AutoModel.from_pretrained(self.name).to(self.device).eval()
         images = []
         for p in paths:
-            with Image.open(p) as img:
-                images.append(img.convert("RGB"))
+            images.append(open_rgb(p))
         pixels = self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device)
         with torch.inference_mode():
             out = self._model.get_image_features(pixel_values=pixels)

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
+from evalrunner.images import open_rgb
 from evalrunner.errors import UserError
 
 
@@ -48,8 +48,7 @@ class OpenClipEncoder:
     def embed(self, paths: Sequence[str]) -> np.ndarray:
         pixels = []
         for p in paths:
-            with Image.open(p) as img:
-                pixels.append(self.preprocess(img))  # open_clip's transform converts to RGB itself
+            pixels.append(self.preprocess(open_rgb(p)))
         with torch.inference_mode():
             emb = self.model.encode_image(torch.stack(pixels).to(self.device)).float()
         return torch.nn.functional.normalize(emb, dim=-1).cpu().numpy()

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from evalrunner.errors import UserError
+from evalrunner.images import open_rgb
 from evalrunner.models import reuse
 from evalrunner.models.base import Backend
 from evalrunner.models.hf_rank import candidate_logprobs
@@ -172,7 +173,7 @@ class HFModel(Backend):
     def _pictures(self, requests: Sequence[Request]) -> list[list[Image.Image]]:
         """Each request's images, decoded once per batch: truncation re-encodes single items of the last batch."""
         paths = {p for r in requests for p in r.prompt.images}
-        images = {p: self._images[p] if p in self._images else _open_rgb(p) for p in paths}
+        images = {p: self._images[p] if p in self._images else open_rgb(p) for p in paths}
         if len(requests) > 1 or not paths <= self._images.keys():
             self._images = images
         return [[images[p] for p in r.prompt.images] for r in requests]
@@ -247,8 +248,3 @@ def _stop_at(tokenizer: Any, stop: tuple[str, ...], start: int) -> Any:
 
 def _before(text: str, stop: tuple[str, ...]) -> str:
     return min((text[: text.index(s)] for s in stop if s in text), key=len, default=text)
-
-
-def _open_rgb(path: str) -> Image.Image:
-    with Image.open(path) as img:
-        return img.convert("RGB")

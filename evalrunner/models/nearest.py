@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
+from evalrunner.images import open_rgb
 from evalrunner.models import reuse
 from evalrunner.models.base import Backend
 from evalrunner.prompts import BARE, PromptStyle
@@ -29,8 +30,7 @@ QUESTION_WEIGHT = 10.0  # rank: a demo asking something else is this much farthe
 
 def image_features(path: str) -> np.ndarray:
     """A tiny colour thumbnail: enough to tell which demo image looks most like the test image."""
-    with Image.open(path) as img:
-        thumb = img.convert("RGB").resize((8, 8), Image.Resampling.BILINEAR)
+    thumb = open_rgb(path).resize((8, 8), Image.Resampling.BILINEAR)
     return np.asarray(thumb, dtype=np.float32).ravel() / 255.0
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from PIL import Image
 
+from evalrunner.images import open_rgb
 from evalrunner.models import reuse
 from evalrunner.models.base import Backend
 from evalrunner.models.hf_rank import candidate_logprobs
@@ -70,8 +70,7 @@ class OpenFlamingoModel(Backend):
         pictures = [r.prompt.images for r in requests]
         pixels: dict[str, torch.Tensor] = {}
         for path in {p for row in pictures for p in row}:
-            with Image.open(path) as img:
-                pixels[path] = self.image_processor(img.convert("RGB"))
+            pixels[path] = self.image_processor(open_rgb(path))
         shape = next(iter(pixels.values())).shape
         vision = torch.zeros((len(requests), max(map(len, pictures)), 1, *shape))
         for i, row in enumerate(pictures):

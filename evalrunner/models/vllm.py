@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
 
+from evalrunner.images import open_rgb
 from evalrunner.errors import UserError
 from evalrunner.models import reuse
 from evalrunner.models.base import Backend
@@ -116,7 +116,7 @@ class VLLMModel(Backend):
 
     def prepare(self, requests: Sequence[Request]) -> Prepared:
         paths = {p for r in requests for p in r.prompt.images}
-        images = {p: _open_rgb(p) for p in paths}
+        images = {p: open_rgb(p) for p in paths}
         inputs = [{"prompt": self.renderer.render(r.prompt),
                    "multi_modal_data": {"image": [images[p] for p in r.prompt.images]}} for r in requests]
         if isinstance(requests[0], RankRequest):
@@ -171,6 +171,4 @@ class VLLMModel(Backend):
         return LogLikelihoods(mean=mean)
 
 
-def _open_rgb(path: str) -> Image.Image:
-    with Image.open(path) as img:
-        return img.convert("RGB")
+
