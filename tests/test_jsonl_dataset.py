@@ -69,6 +69,11 @@ def test_a_built_in_dataset_converted_to_jsonl_predicts_byte_identically_and_sco
     assert mine == builtin
     assert mine_result["score"] == builtin_result["score"] and mine_result["metric"] == builtin_result["metric"]
     assert mine_result["num_samples"] == len(json.loads(mine)) == 40
+    # what the report reads besides predictions (ROC-AUC's labels) is the built-in's too
+    extras = [sorted(p.name for p in (tmp_path / run).glob("*.json")) for run in ("builtin", "mine")]
+    assert extras[0] == extras[1]
+    if (tmp_path / "builtin" / "report_data.json").exists():
+        assert (tmp_path / "mine" / "report_data.json").read_bytes() == (tmp_path / "builtin" / "report_data.json").read_bytes()
 
 
 def _spec(tmp_path: Path, **changes: Any) -> Any:

@@ -158,7 +158,8 @@ class JsonlClassification(JsonlFiles):
             if len(set(labels)) < 2:
                 raise UserError("dataset.test_file: ROC-AUC needs items of both classes among the test items; "
                                 "use more of them (num_samples)")
-            return Score(100 * roc_auc(decided, labels))
+            truth = {str(it.id): bool(label) for it, label in zip(items, labels)}  # the report's ROC-AUC resamples
+            return Score(100 * roc_auc(decided, labels), report_data={"labels": truth})
         top1 = topk_hits(decided, [it.references[0] for it in items], 1)
         top5 = topk_hits(decided, [it.references[0] for it in items], TOP_K)
         return Score(100 * sum(top1) / len(items), {it.id: 100.0 * h for it, h in zip(items, top1)},
