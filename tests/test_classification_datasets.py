@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, cli, compose_cfg
+from helpers import SAMPLE, cli, compose_cfg
 from PIL import Image
 
 from evalrunner.datasets.hatefulmemes import HatefulMemes

@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, cli, compose_cfg
-from oracles import sklearn_roc_auc
+from helpers import SAMPLE, cli, compose_cfg
+from helpers.oracles import sklearn_roc_auc
 
 from evalrunner import tasks
 from evalrunner.errors import UserError
@@ -98,7 +98,7 @@ def test_one_two_and_three_ranks_give_byte_identical_classification_predictions(
 @pytest.mark.slow
 def test_the_issues_sweep_runs_with_a_tiny_hf_checkpoint(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
-    import tiny_hf
+    from helpers import tiny_hf
 
     checkpoint = tiny_hf.build_llava(tmp_path / "llava")
     sweep = tmp_path / "sweep"

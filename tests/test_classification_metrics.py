@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from oracles import sklearn_roc_auc
+from helpers.oracles import sklearn_roc_auc
 
 from evalrunner.metrics.classification import roc_auc, topk_accuracy, topk_hits
 

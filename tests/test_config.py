@@ -1,5 +1,5 @@
 import pytest
-from conftest import compose_cfg
+from helpers import compose_cfg
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 

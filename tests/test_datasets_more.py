@@ -4,11 +4,11 @@ import json
 import shutil
 from pathlib import Path
 
-import official_layouts
-import oracles
+from helpers import official_layouts
+from helpers import oracles
 import pytest
-from conftest import SAMPLE, cli, compose_cfg
-from nltk_resources import nltk_data  # noqa: F401  (fixture)
+from helpers import SAMPLE, cli, compose_cfg
+from helpers.nltk_resources import nltk_data  # noqa: F401  (fixture)
 from omegaconf import DictConfig
 
 from evalrunner import protocol

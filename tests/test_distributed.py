@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TESTS, cli
+from helpers import TESTS, cli
 
 pytestmark = pytest.mark.slow
 TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone")
@@ -39,7 +39,7 @@ def test_one_two_and_three_ranks_give_identical_predictions_and_score(tmp_path: 
 
 
 def test_a_rank_that_raises_fails_the_job_and_is_named(tmp_path: Path) -> None:
-    proc = _torchrun(2, ["dataset=vqav2", "num_samples=20", "model.name=faulty:FaultyModel", "+model.fail_rank=1",
+    proc = _torchrun(2, ["dataset=vqav2", "num_samples=20", "model.name=helpers.faulty:FaultyModel", "+model.fail_rank=1",
                          "+model.mode=raise"], tmp_path / "run")
 
     assert proc.returncode != 0
@@ -52,7 +52,7 @@ def test_a_rank_that_raises_fails_the_job_and_is_named(tmp_path: Path) -> None:
 def test_a_failing_rank_in_a_sweep_is_recorded_and_the_other_jobs_carry_on(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = cli(["--nproc_per_node=2", "-m", "evalrunner", "-m", "dataset=vqav2", "num_samples=20", "shots=1,2",
-                "model.name=faulty:FaultyModel", "+model.fail_rank=1", "+model.mode=raise",
+                "model.name=helpers.faulty:FaultyModel", "+model.fail_rank=1", "+model.mode=raise",
                 f"hydra.sweep.dir={sweep}"], tmp_path, launcher=TORCHRUN, timeout=240)
 
     errors = sorted(sweep.glob("*/error.json"))
@@ -65,7 +65,7 @@ def test_a_rank_that_dies_fails_the_job_within_the_timeout_naming_it_while_the_o
     # Plain processes, not torchrun: torchrun would kill the other ranks itself once one dies.
     env = {**os.environ, "PYTHONPATH": str(TESTS), "WORLD_SIZE": "3", "MASTER_ADDR": "127.0.0.1",
            "MASTER_PORT": str(_free_port())}
-    args = [sys.executable, "-m", "evalrunner", "dataset=vqav2", "num_samples=20", "model.name=faulty:FaultyModel",
+    args = [sys.executable, "-m", "evalrunner", "dataset=vqav2", "num_samples=20", "model.name=helpers.faulty:FaultyModel",
             "+model.fail_rank=2", "+model.mode=die", "dist_timeout_s=15", f"hydra.run.dir={tmp_path / 'run'}"]
     start = time.monotonic()
     procs = [subprocess.Popen(args, cwd=tmp_path, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
@@ -92,7 +92,7 @@ def _free_port() -> int:
 def test_a_rank_that_hangs_fails_the_job_within_the_timeout_naming_it(tmp_path: Path) -> None:
     start = time.monotonic()
 
-    proc = _torchrun(2, ["dataset=vqav2", "num_samples=20", "model.name=faulty:FaultyModel", "+model.fail_rank=1",
+    proc = _torchrun(2, ["dataset=vqav2", "num_samples=20", "model.name=helpers.faulty:FaultyModel", "+model.fail_rank=1",
                          "+model.mode=hang", "dist_timeout_s=15"], tmp_path / "run", timeout=120)
 
     assert proc.returncode != 0
@@ -124,7 +124,7 @@ def test_a_rank_dead_before_the_health_check_is_named_when_gloo_only_sees_a_clos
     report = tmp_path / "rank0.txt"
     env = {**os.environ, "PYTHONPATH": str(TESTS), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
            "WORLD_SIZE": "2"}
-    procs = [subprocess.Popen([sys.executable, str(TESTS / "dying_worker.py"), str(report), "60"],
+    procs = [subprocess.Popen([sys.executable, str(TESTS / "helpers" / "dying_worker.py"), str(report), "60"],
                               env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in (0, 1)]
 
     started = time.monotonic()

@@ -8,9 +8,9 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import oracles
+from helpers import oracles
 import pytest
-from conftest import SAMPLE, cli
+from helpers import SAMPLE, cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("java")]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SAMPLE, cli, compose_cfg
+from helpers import SAMPLE, cli, compose_cfg
 
 from evalrunner import demos as demo_sampling
 from evalrunner import tasks
@@ -21,7 +21,7 @@ from evalrunner.requests import GenerateRequest
 os.environ["HF_HUB_OFFLINE"] = "1"  # no test touches the network; a stray hub lookup fails fast instead
 pytest.importorskip("transformers", reason="model=hf tests need the hf extra: pip install -e '.[hf]'")
 
-import tiny_hf  # noqa: E402  (needs transformers)
+from helpers import tiny_hf  # noqa: E402  (needs transformers)
 
 CPU = torch.device("cpu")
 

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import official_layouts
+from helpers import official_layouts
 import pytest
-from conftest import SAMPLE, cli, compose_cfg
-from nltk_resources import nltk_data  # noqa: F401  (fixture)
+from helpers import SAMPLE, cli, compose_cfg
+from helpers.nltk_resources import nltk_data  # noqa: F401  (fixture)
 
 from evalrunner import cache
 from evalrunner.datasets import index

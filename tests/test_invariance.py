@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from helpers import cli
 
 pytestmark = pytest.mark.slow
 TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone")
@@ -38,7 +38,7 @@ def test_hf_predictions_are_byte_identical_on_one_two_and_three_ranks(
 def test_a_killed_two_rank_hf_job_resumes_to_the_bytes_of_an_uninterrupted_run(
     llava: Path, tmp_path: Path
 ) -> None:
-    args = [*ARGS, f"model.path={llava}", "model.name=dying_hf:DyingHF"]
+    args = [*ARGS, f"model.path={llava}", "model.name=helpers.dying_hf:DyingHF"]
     reference, run = tmp_path / "reference", tmp_path / "run"
     assert _torchrun(2, args, reference).returncode == 0
     killed = _torchrun(2, args, run, env={"EVALRUNNER_TEST_DIE_AFTER": "1"})  # rank 1 dies in its second batch

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SAMPLE, TESTS, cli, compose_cfg
-from test_bad_input import _one_line_error
+from helpers import SAMPLE, TESTS, cli, compose_cfg
+from helpers import one_line_error
 
 from evalrunner import jobdir
 from evalrunner.config import validate
@@ -41,7 +41,7 @@ def test_a_negative_trial_is_refused_in_one_line_before_the_job_folder_is_touche
 
     proc = cli([*ARGS, "trial=-1", f"hydra.run.dir={run}"], tmp_path)
 
-    _one_line_error(proc, "trial=-1")
+    one_line_error(proc, "trial=-1")
     assert not (run / "partial").exists()
     assert "trial=-1" in (run / "evalrunner.log").read_text()
 
@@ -51,7 +51,7 @@ def test_a_missing_data_root_is_also_written_to_the_jobs_log(tmp_path: Path) -> 
 
     proc = cli([*ARGS, f"data_root={tmp_path / 'nowhere'}", f"hydra.run.dir={run}"], tmp_path)
 
-    _one_line_error(proc, "data_root")
+    one_line_error(proc, "data_root")
     assert "nowhere" in (run / "evalrunner.log").read_text()
 
 
@@ -86,8 +86,8 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_the_first_ends_as_if_alo
     _, stderr = first.communicate(timeout=240)
 
     assert first.returncode == 0, stderr[-2000:]
-    _one_line_error(other_config, str(run), "in use by another run")
-    _one_line_error(same_config, str(run), "in use by another run")
+    one_line_error(other_config, str(run), "in use by another run")
+    one_line_error(same_config, str(run), "in use by another run")
     assert (run / "predictions.json").read_bytes() == (reference / "predictions.json").read_bytes()
     lines = (run / "partial" / "rank0.jsonl").read_text().splitlines()
     assert len(lines) == len({json.loads(line)["id"] for line in lines}) == 30
@@ -124,7 +124,7 @@ def test_a_finished_job_whose_data_changed_is_refused_instead_of_reporting_nothi
 
     proc = cli([*ARGS, f"data_root={data}", f"hydra.run.dir={run}"], tmp_path)
 
-    _one_line_error(proc, str(run), "made from other data", "move that directory away")
+    one_line_error(proc, str(run), "made from other data", "move that directory away")
     assert (run / "result.json").read_bytes() == before
     assert "nothing to do" not in (run / "evalrunner.log").read_text()
 
@@ -141,7 +141,7 @@ def test_a_half_done_job_whose_data_changed_never_mixes_old_predictions_with_new
 
     proc = cli([*ARGS, f"data_root={data}", f"hydra.run.dir={run}"], tmp_path)
 
-    _one_line_error(proc, str(run), "partial predictions of this config made from other data")
+    one_line_error(proc, str(run), "partial predictions of this config made from other data")
     assert not (run / "predictions.json").exists()
     assert len(partial.read_bytes().splitlines()) == 12
 
@@ -153,7 +153,7 @@ def test_a_gpu_asked_for_but_unusable_is_refused_instead_of_running_on_cpu(tmp_p
 
     proc = cli([*ARGS, f"hydra.run.dir={run}"], tmp_path, env={"CUDA_VISIBLE_DEVICES": "0"})
 
-    _one_line_error(proc, "CUDA_VISIBLE_DEVICES=0", "torch.cuda.is_available() is False")
+    one_line_error(proc, "CUDA_VISIBLE_DEVICES=0", "torch.cuda.is_available() is False")
     assert not (run / "result.json").exists()
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import SAMPLE, cli, compose_cfg
+from helpers import SAMPLE, cli, compose_cfg
 from omegaconf import OmegaConf
 
 from evalrunner.datasets import build, task_of

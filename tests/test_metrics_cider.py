@@ -5,10 +5,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 
-import captions
-import oracles
+from helpers import captions
+from helpers import oracles
 import pytest
-from conftest import SAMPLE, compose_cfg
+from helpers import SAMPLE, compose_cfg
 
 from evalrunner.metrics import cider, cider_scores
 from evalrunner.metrics.cider import cider_d_scores

@@ -2,7 +2,7 @@ import json
 import random
 from pathlib import Path
 
-import oracles
+from helpers import oracles
 import pytest
 
 from evalrunner.metrics import vqa_accuracy

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import oracles
+from helpers import oracles
 import pytest
 
 from evalrunner.errors import UserError

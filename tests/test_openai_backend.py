@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SAMPLE, TESTS, cli, compose_cfg
-from openai_stub import Reply, serve
-from vllm_server import SERVED_NAME
+from helpers import SAMPLE, TESTS, cli, compose_cfg
+from helpers.openai_stub import Reply, serve
+from helpers.vllm_server import SERVED_NAME
 
 from evalrunner.datasets import index
 from evalrunner.errors import UserError

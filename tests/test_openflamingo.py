@@ -1,4 +1,4 @@
-"""model=openflamingo on a tiny random OpenFlamingo (tests/tiny_openflamingo.py): prompts, inputs, the transformers 5
+"""model=openflamingo on a tiny random OpenFlamingo (tests/helpers/tiny_openflamingo.py): prompts, inputs, the transformers 5
 fixes, ranking against the prompt cache, precision, and strict checkpoint loading."""
 
 import sys
@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import compose_cfg
+from helpers import compose_cfg
 
 pytest.importorskip("open_flamingo.src.flamingo", reason="model=openflamingo: bash scripts/install_openflamingo.sh")
 import torch  # noqa: E402
-import tiny_openflamingo  # noqa: E402
+from helpers import tiny_openflamingo  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from evalrunner import demos as demo_sampling  # noqa: E402

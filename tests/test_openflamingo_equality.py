@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLE, cli
+from helpers import SAMPLE, cli
 
 pytest.importorskip("open_flamingo.src.flamingo", reason="model=openflamingo: bash scripts/install_openflamingo.sh")
-import tiny_openflamingo  # noqa: E402
+from helpers import tiny_openflamingo  # noqa: E402
 
 pytestmark = pytest.mark.slow
 TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone")

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("open_flamingo.src.flamingo", reason="model=openflamingo: bash scripts/install_openflamingo.sh")
 import torch  # noqa: E402
-import tiny_openflamingo  # noqa: E402
+from helpers import tiny_openflamingo  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from evalrunner.models import openflamingo_build  # noqa: E402
@@ -37,7 +37,7 @@ def test_an_openflamingo_checkpoint_of_each_lm_family_loads_strictly_with_every_
 
 def _tiny_idefics(out: Path) -> Path:
     """IDEFICS (v1), OpenFlamingo's other interleaved family, as a tiny random checkpoint with its processor."""
-    import tiny_hf
+    from helpers import tiny_hf
     from transformers import IdeficsConfig, IdeficsForVisionText2Text, IdeficsImageProcessor, IdeficsProcessor
 
     tok = tiny_hf.build_tokenizer(["<fake_token_around_image>", "<end_of_utterance>"], None)
@@ -54,7 +54,7 @@ def _tiny_idefics(out: Path) -> Path:
 
 
 def test_idefics_v1_runs_few_shot_through_model_hf_with_the_flamingo_prompt(tmp_path: Path) -> None:
-    from conftest import cli
+    from helpers import cli
 
     path = _tiny_idefics(tmp_path / "idefics")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli, compose_cfg
+from helpers import cli, compose_cfg
 
 from evalrunner.datasets.base import Item
 from evalrunner.demos import ensemble

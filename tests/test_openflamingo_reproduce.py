@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TESTS
+from helpers import TESTS
 
 pytest.importorskip("open_flamingo.src.flamingo", reason="model=openflamingo: bash scripts/install_openflamingo.sh")
-import tiny_openflamingo  # noqa: E402
+from helpers import tiny_openflamingo  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).parents[1] / "scripts" / "reproduce_openflamingo.sh"

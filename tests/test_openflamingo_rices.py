@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE, cli
+from helpers import SAMPLE, cli
 
 pytest.importorskip("open_clip", reason="rices.backend=open_clip: bash scripts/install_openflamingo.sh")
 import torch  # noqa: E402
-import tiny_openflamingo  # noqa: E402
+from helpers import tiny_openflamingo  # noqa: E402
 
 from evalrunner.demos.open_clip_features import imported  # noqa: E402
 from evalrunner.errors import UserError  # noqa: E402

@@ -1,7 +1,7 @@
 """Requests built by the prompt module give what models/hf.py built itself before it (main at 7561c26), byte for byte.
 
 tests/refdata/requests_identity.json holds, per case, that code's prompt strings, prompt_hash, sort keys, prompt
-lengths after truncation and predictions on the tiny checkpoints of tests/tiny_hf.py: LLaVA and Idefics3 with their
+lengths after truncation and predictions on the tiny checkpoints of tests/helpers/tiny_hf.py: LLaVA and Idefics3 with their
 chat template and Flamingo-style (model.chat_template=false), PaliGemma (images first); VQAv2, COCO captions and
 Hateful Memes (ranking); demos with images, shown as text only, and cut to fit a short model.max_length.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import SAMPLE, compose_cfg
+from helpers import SAMPLE, compose_cfg
 
 from evalrunner import tasks
 from evalrunner.models.hf import HFModel
@@ -23,7 +23,7 @@ from evalrunner.registry import lookup
 os.environ["HF_HUB_OFFLINE"] = "1"
 pytest.importorskip("transformers", reason="model=hf tests need the hf extra: pip install -e '.[hf]'")
 
-import tiny_hf  # noqa: E402  (needs transformers)
+from helpers import tiny_hf  # noqa: E402  (needs transformers)
 
 CASES = json.loads((Path(__file__).parent / "refdata" / "requests_identity.json").read_text())["cases"]
 

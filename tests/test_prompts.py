@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import SAMPLE, compose_cfg
+from helpers import SAMPLE, compose_cfg
 
 from evalrunner import prompts, tasks
 from evalrunner.datasets.base import Item

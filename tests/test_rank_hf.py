@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SAMPLE, compose_cfg
+from helpers import SAMPLE, compose_cfg
 
 from evalrunner import tasks
 from evalrunner.datasets.base import Item
@@ -17,7 +17,7 @@ from evalrunner.requests import GenerateRequest, RankRequest
 os.environ["HF_HUB_OFFLINE"] = "1"
 pytest.importorskip("transformers", reason="model=hf tests need the hf extra: pip install -e '.[hf]'")
 
-import tiny_hf  # noqa: E402  (needs transformers)
+from helpers import tiny_hf  # noqa: E402  (needs transformers)
 
 CPU = torch.device("cpu")
 # One to eight tokens each, in an order that is not by length, and one word the tiny vocabulary lacks.

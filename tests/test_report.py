@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli
+from helpers import cli
 from PIL import Image
 
 from evalrunner.collect import collect

@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import cli
-from test_bad_input import _one_line_error
+from helpers import cli
+from helpers import one_line_error
 
 ARGS = ["evalrunner", "dataset=vqav2", "shots=2", "num_samples=30", "batch_size=4"]
 
@@ -43,7 +43,7 @@ def test_partial_predictions_stamped_by_another_config_are_refused_and_left_as_t
 
     proc = _run(run)
 
-    _one_line_error(proc, str(run), "partial predictions of a different config")
+    one_line_error(proc, str(run), "partial predictions of a different config")
     assert {p: p.read_bytes() for p in (run / "partial").iterdir()} == before
     assert not (run / "predictions.json").exists()
 
@@ -51,15 +51,15 @@ def test_partial_predictions_stamped_by_another_config_are_refused_and_left_as_t
 def test_a_rerun_of_an_hf_style_model_with_another_batch_size_is_refused(tmp_path: Path) -> None:
     # batch_size is part of the config of a model that is not batch-invariant (the faulty model claims it is not)
     run = tmp_path / "run"
-    first = _run(run, "model.name=batchdep:BatchDependent")
+    first = _run(run, "model.name=helpers.batchdep:BatchDependent")
     assert first.returncode == 0, first.stderr[-2000:]
     before = (run / "predictions.json").read_bytes()
 
-    proc = cli([*ARGS[:-1], "batch_size=5", "model.name=batchdep:BatchDependent", f"hydra.run.dir={run}"], tmp_path)
+    proc = cli([*ARGS[:-1], "batch_size=5", "model.name=helpers.batchdep:BatchDependent", f"hydra.run.dir={run}"], tmp_path)
 
-    _one_line_error(proc, str(run), "different config")
+    one_line_error(proc, str(run), "different config")
     assert (run / "predictions.json").read_bytes() == before
-    assert _run(run, "model.name=batchdep:BatchDependent").returncode == 0  # the same batch_size finds its result
+    assert _run(run, "model.name=helpers.batchdep:BatchDependent").returncode == 0  # the same batch_size finds its result
 
 
 def test_a_batch_invariant_model_resumes_with_another_batch_size(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import cli, compose_cfg
+from helpers import cli, compose_cfg
 
 from evalrunner.models import reuse
 

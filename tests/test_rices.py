@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, cli, compose_cfg
-from tiny_clip import build_clip
+from helpers import SAMPLE, cli, compose_cfg
+from helpers.tiny_clip import build_clip
 
 from evalrunner import cache, demos
 from evalrunner.datasets.base import Item

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import compose_cfg
+from helpers import compose_cfg
 
 from evalrunner import run
 from evalrunner.collect import collect
 from evalrunner.score import main, rescore_job, rescore_sweep
 
-VQA = ["dataset=vqav2", "num_samples=40", "shots=2", "model.name=capitalized:Capitalized"]
+VQA = ["dataset=vqav2", "num_samples=40", "shots=2", "model.name=helpers.capitalized:Capitalized"]
 
 
 def _job(out: Path, overrides: list[str]) -> Path:
@@ -60,7 +60,7 @@ def test_rescoring_a_sweep_writes_a_results_file_for_the_new_setting_beside_the_
     sweep = tmp_path / "sweep"
     for shots in (0, 2):
         _job(sweep / f"shots={shots}", ["dataset=vqav2", "num_samples=40", f"shots={shots}",
-                                         "model.name=capitalized:Capitalized"])
+                                         "model.name=helpers.capitalized:Capitalized"])
     collect(sweep)
     original = (sweep / "results.json").read_bytes()
 

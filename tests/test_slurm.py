@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TESTS, cli
+from helpers import TESTS, cli
 
 pytestmark = pytest.mark.slow
 # This machine's one node: no GPUs, 2 cores shared by the tasks.
@@ -127,7 +127,7 @@ def test_a_dead_rank_fails_its_job_by_name_without_hanging_the_sweep(tmp_path: P
     sweep = tmp_path / "sweep"
 
     proc = cli(["evalrunner", "-m", *ONE_NODE, "dataset=vqav2", "shots=1,2", "num_samples=20",
-                "model.name=faulty:FaultyModel", "+model.fail_rank=1", "+model.mode=die", "dist_timeout_s=15",
+                "model.name=helpers.faulty:FaultyModel", "+model.fail_rank=1", "+model.mode=die", "dist_timeout_s=15",
                 f"hydra.sweep.dir={sweep}"], tmp_path, timeout=300)
 
     assert proc.returncode != 0

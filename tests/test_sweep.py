@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLE, TESTS, cli
+from helpers import SAMPLE, TESTS, cli
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +125,7 @@ def test_a_job_that_crashes_hard_does_not_stop_the_wait_for_the_others(tmp_path:
 
     # fail_rank=5 names no rank of a one-rank job, so that job runs normally
     proc = cli(["evalrunner", "-m", "hydra/launcher=local", "dataset=vqav2", "num_samples=10",
-                "model.name=faulty:FaultyModel", "+model.mode=die", "+model.fail_rank=0,5",
+                "model.name=helpers.faulty:FaultyModel", "+model.mode=die", "+model.fail_rank=0,5",
                 f"hydra.sweep.dir={sweep}"], tmp_path)
 
     assert proc.returncode != 0

@@ -5,8 +5,8 @@ import os
 from pathlib import Path
 
 import pytest
-import wandb_offline
-from conftest import cli, compose_cfg
+from helpers import wandb_offline
+from helpers import cli, compose_cfg
 from omegaconf import OmegaConf
 
 from evalrunner import jobdir

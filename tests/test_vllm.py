@@ -1,4 +1,4 @@
-"""model=vllm: vLLM's offline engine on the tiny LLaVA (tests/tiny_vllm.py), against model=hf on the same weights."""
+"""model=vllm: vLLM's offline engine on the tiny LLaVA (tests/helpers/tiny_vllm.py), against model=hf on the same weights."""
 
 import json
 import os
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TESTS, cli, compose_cfg
+from helpers import TESTS, cli, compose_cfg
 from omegaconf import OmegaConf
-from vllm_server import ENGINE_OVERRIDES, VLLM_ENV, need_vllm
+from helpers.vllm_server import ENGINE_OVERRIDES, VLLM_ENV, need_vllm
 
 from evalrunner.errors import UserError
 from evalrunner.job import run
@@ -81,7 +81,7 @@ def test_tensor_parallelism_under_several_evalrunner_ranks_is_refused_with_one_l
 def test_ranked_candidates_log_likelihoods_equal_model_hfs_within_1e_4(vllm_llava: Path, tmp_path: Path) -> None:
     need_vllm()
 
-    done = subprocess.run([sys.executable, str(TESTS / "rank_equality.py"), str(vllm_llava), "imagenet",
+    done = subprocess.run([sys.executable, str(TESTS / "helpers" / "rank_equality.py"), str(vllm_llava), "imagenet",
                            *ENGINE_OVERRIDES], capture_output=True, text=True, timeout=900, cwd=tmp_path,
                           env={**os.environ, **VLLM_ENV, "PYTHONPATH": str(TESTS)})
 

@@ -1,7 +1,7 @@
 """Run as a script in a process of its own (vLLM pins its compute threads): hf's and vLLM's mean log-likelihoods of
 a ranking dataset's candidates for a few 1-shot prompts on one checkpoint, printed as one JSON line.
 
-Usage: python tests/rank_equality.py CHECKPOINT DATASET [vLLM overrides...]
+Usage: python tests/helpers/rank_equality.py CHECKPOINT DATASET [vLLM overrides...]
 """
 
 import json
@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import torch
-from conftest import SAMPLE, compose_cfg
+from helpers import SAMPLE, compose_cfg
 
 from evalrunner.datasets import index
 from evalrunner.models.base import build_model

@@ -32,9 +32,9 @@ def need_vllm() -> None:
 
 @pytest.fixture(scope="session")
 def vllm_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random LLaVA with a chat template that transformers and vLLM both load (tests/tiny_vllm.py)."""
+    """A tiny random LLaVA with a chat template that transformers and vLLM both load (tests/helpers/tiny_vllm.py)."""
     pytest.importorskip("transformers", reason="needs the hf extra: pip install -e '.[hf]'")
-    import tiny_vllm
+    from helpers import tiny_vllm
 
     return tiny_vllm.build_llava_vllm(tmp_path_factory.mktemp("vllm_llava"))
 

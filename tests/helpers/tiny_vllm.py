@@ -7,7 +7,7 @@ loader expects; transformers 5 saves them one level up and loads either).
 
 from pathlib import Path
 
-from tiny_hf import CHAT_TEMPLATE, build_tokenizer
+from helpers.tiny_hf import CHAT_TEMPLATE, build_tokenizer
 
 
 def _rename_vision_keys(weights: Path) -> None:

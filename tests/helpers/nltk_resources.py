@@ -8,7 +8,7 @@
 These are stand-ins, good for testing that our stemmer equals OpenFlamingo's given the same resources. They
 do NOT reproduce real OK-VQA stems: the real tagger is trained on the Penn Treebank.
 
-    python tests/nltk_resources.py DIR    # build them into DIR, then NLTK_DATA=DIR
+    python tests/helpers/nltk_resources.py DIR    # build them into DIR, then NLTK_DATA=DIR
 """
 
 import random
