@@ -1,13 +1,14 @@
 """Items per second and peak memory of one few-shot VQAv2 job through model=hf, model=vllm and model=openai.
 
-Run as `python benchmarks/engines.py [--checkpoint DIR] [--items 256] [--shots 4]` (`--smoke`: tests/helpers/tiny_vllm.py's
-LLaVA, 4 items, 2 shots, for CI). Without --checkpoint it builds tests/helpers/tiny_vllm.py's random LLaVA. Each engine runs
-the same greedy job (`dataset=vqav2 dataset.generation.num_beams=1`, the sample data unless --data-root) in a fresh
-process: hf with batch_size 8, vllm with the whole job as one batch, openai against vLLM's OpenAI server, which this
-script starts on loopback (while hf runs) and stops by its PID. Items/s is num_samples over the job's
-`timings.generate`; peak memory is the process's maximum resident set (the server's own for openai, whose client
-holds no model); GPU memory is not measured (vLLM reserves `gpu_memory_utilization` of it up front). It exits 1 unless the three engines' predictions are equal. On CPU the figures show overheads only.
-"""
+Run as `python benchmarks/engines.py [--checkpoint DIR] [--items 256] [--shots 4]` (`--smoke`:
+tests/helpers/tiny_vllm.py's LLaVA, 4 items, 2 shots, for CI). Without --checkpoint it builds
+tests/helpers/tiny_vllm.py's random LLaVA. Each engine runs the same greedy job (`dataset=vqav2
+dataset.generation.num_beams=1`, the sample data unless --data-root) in a fresh process: hf with batch_size 8, vllm with
+the whole job as one batch, openai against vLLM's OpenAI server, which this script starts on loopback (while hf runs)
+and stops by its PID. Items/s is num_samples over the job's `timings.generate`; peak memory is the process's maximum
+resident set (the server's own for openai, whose client holds no model); GPU memory is not measured (vLLM reserves
+`gpu_memory_utilization` of it up front). It exits 1 unless the three engines' predictions are equal. On CPU the figures
+show overheads only."""
 
 import argparse
 import importlib.util
@@ -118,7 +119,8 @@ def main(smoke: bool, checkpoint: Path | None, items: int, shots: int, data_root
         answers = {name: json.loads((root / name / "predictions.json").read_text()) for name in runs}
     same = answers["vllm"] == answers["hf"] == answers["openai"]
     items = runs["hf"][0]["num_samples"]  # the sample data's split may hold fewer than asked
-    print(f"few-shot VQAv2, {shots} shots, {items} items, greedy; checkpoint {checkpoint or 'tests/helpers/tiny_vllm.py'}; "
+    print(f"few-shot VQAv2, {shots} shots, {items} items, greedy; checkpoint "
+          f"{checkpoint or 'tests/helpers/tiny_vllm.py'}; "
           f"{'GPU' if _cuda() else 'CPU'}")
     print(f"{'engine':10}{'items/s':>10}{'generate s':>12}{'peak RSS GiB':>14}")
     rate = {name: r["num_samples"] / r["timings"]["generate"] for name, (r, _) in runs.items()}

@@ -1,15 +1,13 @@
 """Wall time of a 6-job `model=hf` sweep run by one process (Hydra's basic launcher), with and without model reuse.
 
-Run as `python benchmarks/model_reuse.py [--hidden 1024] [--layers 12]` (`--smoke`: tests/helpers/tiny_hf.py's checkpoint as
-it is, for CI). The checkpoint is tests/helpers/tiny_hf.py's LLaVA with random weights, its Llama widened to --hidden and
-deepened to --layers (the defaults make about 200M parameters, 0.8 GB in float32), so that loading it costs what a
-small real checkpoint costs. The sweep is `dataset=vqav2 shots=0,2,4 trial=0,1 num_samples=8` (4 with --smoke)
-on the sample data, one greedy token per item, run twice in fresh processes: `reuse_model=true` (the default: jobs
-2-6 take the weights job 1 loaded) and `reuse_model=false` (every job loads them). It prints each run's wall time
-and the summed `timings.model_load` of jobs 2-6 (job 1 loads in both runs), and their ratios; it exits 1 unless
-every job's predictions.json is byte-identical in both runs and jobs 2-6 of the first run report
-`model_reused: true`.
-"""
+Run as `python benchmarks/model_reuse.py [--hidden 1024] [--layers 12]` (`--smoke`: tests/helpers/tiny_hf.py's
+checkpoint as it is, for CI). The checkpoint is tests/helpers/tiny_hf.py's LLaVA with random weights, its Llama widened
+to --hidden and deepened to --layers (the defaults make about 200M parameters, 0.8 GB in float32), so that loading it
+costs what a small real checkpoint costs. The sweep is `dataset=vqav2 shots=0,2,4 trial=0,1 num_samples=8` (4 with
+--smoke) on the sample data, one greedy token per item, run twice in fresh processes: `reuse_model=true` (the default:
+jobs 2-6 take the weights job 1 loaded) and `reuse_model=false` (every job loads them). It prints each run's wall time
+and the summed `timings.model_load` of jobs 2-6 (job 1 loads in both runs), and their ratios; it exits 1 unless every
+job's predictions.json is byte-identical in both runs and jobs 2-6 of the first run report `model_reused: true`."""
 
 import argparse
 import importlib.util

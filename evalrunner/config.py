@@ -14,7 +14,6 @@ from hydra.core.plugins import Plugins
 from omegaconf import MISSING, DictConfig
 
 from evalrunner.errors import UserError
-
 from evalrunner.folders import RUNTIME_KEYS  # noqa: F401  (re-exported; importing it registers conf/'s resolvers)
 from hydra_plugins.evalrunner_launcher.launcher import LocalLauncher, SlurmLauncher
 
@@ -149,7 +148,7 @@ class EvalConfig:
     num_classes_in_demos: int | None = None  # class_conditional: the true class plus N-1 others
     rices: Rices = field(default_factory=Rices)  # settings of demo_selection=rices
     reuse_model: bool = True  # a job reuses the weights loaded by this process's previous job (speed only)
-    tracking: Any = None  # a conf/tracking/*.yaml: where runs are logged (evalrunner/tracking/); not part of the results
+    tracking: Any = None  # a conf/tracking/*.yaml: where runs are logged (evalrunner/tracking/); not in results
 
 
 # Bounds the schema's types cannot say: (key, lowest allowed value, what the key means).

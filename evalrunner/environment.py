@@ -12,7 +12,6 @@ from importlib import metadata
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 
 from evalrunner.errors import UserError
 

@@ -4,10 +4,10 @@ Every rank runs this whole function. Ranks share out the test items, rank 0 gath
 """
 
 import logging
-import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,19 +29,6 @@ from evalrunner.predictions import PartialWriter, read_partials, write_json_atom
 from evalrunner.registry import lookup
 
 log = logging.getLogger("evalrunner")
-SAMPLE_ROOT = Path(__file__).parent / "sample_data"
-
-
-def data_root(cfg: DictConfig) -> Path:
-    if cfg.data_root is None:
-        return SAMPLE_ROOT
-    root = Path(os.path.expanduser(cfg.data_root))
-    if not root.is_dir():
-        raise UserError(f"data_root: directory not found: {root}; "
-                        "point data_root at the folder holding coco/ and vqav2/")
-    return root
-
-
 def _hydra_dir() -> Path:
     from hydra.core.hydra_config import HydraConfig
 
@@ -125,15 +112,18 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float, hel
     validate(cfg)
     environment.check_cuda()
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    root = data_root(cfg)
+    root = datasets.data_root(cfg)
     dataset: Dataset = datasets.build(cfg.dataset, root, index.folder(cfg.index_dir))
     identity = _identity(cfg, resolved, dataset)
-    found = _resume_check(ranks, out, identity, held)
+    items = demos.select_test_items(dataset.test_items(), cfg.num_samples, cfg.seed)
+    # a missing test image is refused before the folder is claimed, so such a run leaves nothing behind
+    found = _resume_check(ranks, out, identity, held,
+                          lambda: check_images(items, f"dataset ({cfg.dataset.name} test images)"))
     if found is not None:
         log.info("%s already holds the result of this config (%s %s): nothing to do", out, found["metric"],
                  _shown(found["score"]))
         return Outcome(found["score"], found)
-    inputs = _inputs(cfg, ranks, root, dataset, start)
+    inputs = _inputs(cfg, ranks, root, dataset, items, start)
     resumed = _resumed(ranks, out, inputs)
     ids, texts = _predict(cfg, ranks, out, inputs, set(distributed.broadcast(ranks, sorted(resumed))))
     generated_at = time.perf_counter()
@@ -153,7 +143,8 @@ def _identity(cfg: DictConfig, resolved: dict[str, Any], dataset: Dataset) -> Id
     return Identity(config_fp, jobdir.with_data(config_fp, dataset.data_digest))
 
 
-def _resume_check(ranks: distributed.Ranks, out: Path, identity: Identity, held: ExitStack) -> dict[str, Any] | None:
+def _resume_check(ranks: distributed.Ranks, out: Path, identity: Identity, held: ExitStack,
+                  before_claim: Callable[[], None]) -> dict[str, Any] | None:
     """The finished result of this job in `out`, or None once rank 0 has locked and claimed the folder for it.
 
     Checking and claiming happen under one lock, before the model loads, so a second run into the same folder is
@@ -165,6 +156,7 @@ def _resume_check(ranks: distributed.Ranks, out: Path, identity: Identity, held:
             held.enter_context(jobdir.locked(out))
             found = jobdir.finished_result(out, identity.fp, identity.config_fp)
             if found is None:
+                before_claim()
                 jobdir.claim(out, identity.fp, identity.config_fp)
             state = ("ok", found)
         except UserError as e:
@@ -175,12 +167,11 @@ def _resume_check(ranks: distributed.Ranks, out: Path, identity: Identity, held:
     return found
 
 
-def _inputs(cfg: DictConfig, ranks: distributed.Ranks, root: Path, dataset: Dataset, start: float) -> Inputs:
+def _inputs(cfg: DictConfig, ranks: distributed.Ranks, root: Path, dataset: Dataset, items: list[Item],
+            start: float) -> Inputs:
     sample = cfg.data_root is None
     if sample:
         log.warning("data_root is not set: scoring the bundled SAMPLE data (%s), not the real benchmark", root)
-    items = demos.select_test_items(dataset.test_items(), cfg.num_samples, cfg.seed)
-    check_images(items, f"dataset ({cfg.dataset.name} test images)")
     sampler = demos.build_sampler(cfg, dataset, items, root, ranks, protocol.demo_count(cfg))
     if protocol.text_demos(cfg):
         sampler = protocol.TextOnly(sampler)

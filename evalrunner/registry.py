@@ -7,6 +7,7 @@ from typing import Any
 from evalrunner.errors import UserError
 
 _REGISTRIES: dict[str, dict[str, Any]] = {"dataset": {}, "model": {}, "format": {}}  # format: YAML-only datasets
+_PACKAGES = {"dataset": "evalrunner.datasets", "format": "evalrunner.datasets", "model": "evalrunner.models"}
 
 
 def register(kind: str, name: str) -> Callable[[Any], Any]:
@@ -25,7 +26,7 @@ def lookup(kind: str, name: str) -> Any:
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as e:
             raise UserError(f"{kind}.name={name!r} cannot be imported ({e}); check the module path") from None
-    importlib.import_module(f"evalrunner.{kind}s")  # its modules register themselves; the package itself is lazy
+    importlib.import_module(_PACKAGES[kind])  # its modules register themselves; the package itself is lazy
     known = _REGISTRIES[kind]
     if name not in known:
         key = "dataset.format" if kind == "format" else f"{kind}.name"

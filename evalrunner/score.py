@@ -17,11 +17,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from evalrunner import jobdir
-from evalrunner.tables import collect, table
 from evalrunner.errors import UserError
 from evalrunner.importers import FORMATS, import_job, read_own
 from evalrunner.predictions import write_json_atomic
 from evalrunner.scoring import job_items, score_job
+from evalrunner.tables import collect, table
 
 # Keys that change how predictions are scored, never what they are: the only ones a rescore may set.
 METRIC_KEYS = ("dataset.vqa_variant", "dataset.cider_tokenizer")
@@ -63,8 +63,10 @@ def rescore_job(job_dir: Path, overrides: list[str]) -> dict[str, Any]:
     score = score_job(dataset, items, predictions)
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     result = {**original, "score": score.value, **score.extra, "metric": dataset.metric,
-              "fingerprint": jobdir.fingerprint(_kept(resolved), _batch_invariant(original)),
               "rescored_from": jobdir.RESULT, "config": resolved}
+    # as the job fingerprints itself: its config, then the data it read
+    result["config_fingerprint"] = jobdir.fingerprint(_kept(resolved), _batch_invariant(original))
+    result["fingerprint"] = jobdir.with_data(result["config_fingerprint"], dataset.data_digest)
     if "vqa_variant" in original:
         result["vqa_variant"] = cfg.dataset.vqa_variant
     tag = suffix(overrides)
@@ -81,7 +83,8 @@ def _kept(resolved: dict[str, Any]) -> dict[str, Any]:
 
 def _batch_invariant(original: dict[str, Any]) -> bool:
     """Whether the job fingerprinted without batch_size: the one of the two hashes that matches its own."""
-    return jobdir.fingerprint(_kept(original["config"]), True) == original["fingerprint"]
+    own = original.get("config_fingerprint", original["fingerprint"])
+    return jobdir.fingerprint(_kept(original["config"]), True) == own
 
 
 def applies(job_dir: Path, overrides: list[str]) -> bool:

@@ -10,13 +10,11 @@ from evalrunner.errors import UserError
 
 def job_items(cfg: DictConfig) -> tuple[Dataset, list[Item]]:
     """The dataset and the test items a job with this config scores, built exactly as the job builds them."""
-    import evalrunner.datasets  # noqa: F401  (fills the dataset registry)
+    from evalrunner import datasets
     from evalrunner.datasets import index
     from evalrunner.demos.random import select_test_items
-    from evalrunner.job import data_root
-    from evalrunner.registry import lookup
 
-    dataset: Dataset = lookup("dataset", cfg.dataset.name)(cfg.dataset, data_root(cfg), index.folder(cfg.index_dir))
+    dataset = datasets.build(cfg.dataset, datasets.data_root(cfg), index.folder(cfg.index_dir))
     if dataset.task not in ("vqa", "caption"):
         raise UserError(f"dataset={cfg.dataset.name}: only VQA and caption jobs can be rescored or imported; "
                         f"a {dataset.task} job's predictions are rankings, scored by the job itself")

@@ -85,7 +85,7 @@ def _overrides(job: sweep.Job) -> frozenset[str]:
 def _labels(groups: dict[Group, list[sweep.Job]]) -> dict[Group, str]:
     """Each config named by the overrides all its jobs share and the other configs lack; where overrides cannot
     tell two configs apart (a config file edited between runs), by the resolved values they differ in."""
-    if len(groups) == 1:
+    if len(groups) <= 1:  # none: every job failed, and only the problems are listed
         return {g: "all jobs" for g in groups}
     common = {g: frozenset.intersection(*map(_overrides, jobs)) for g, jobs in groups.items()}
     shared = frozenset.intersection(*common.values())

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLE, cli, compose_cfg
+from helpers import SAMPLE, cli, compose_cfg, one_line_error
 from helpers.nltk_resources import nltk_data  # noqa: F401  (fixture)
 
 from evalrunner.datasets import build

@@ -176,7 +176,8 @@ def test_a_sweep_folder_that_gains_configs_keeps_no_stale_results_file(tmp_path:
 _MISTYPED = json.dumps({"dataset": "coco", "shots": "4", "trial": 0, "score": 1, "config": {}})
 
 
-@pytest.mark.parametrize("damage", ["result.json:{\"score\": ", "result.json:\x00\x00\x00", "result.json:{\"score\": 1}",
+@pytest.mark.parametrize("damage", [
+    "result.json:{\"score\": ", "result.json:\x00\x00\x00", "result.json:{\"score\": 1}",
                                     "result.json:[1]", f"result.json:{_MISTYPED}", "error.json:not json",
                                     "error.json:[]", ".hydra/overrides.yaml:[unclosed"])
 def test_a_damaged_job_file_is_listed_and_the_others_are_still_collected(

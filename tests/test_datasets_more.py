@@ -4,10 +4,8 @@ import json
 import shutil
 from pathlib import Path
 
-from helpers import official_layouts
-from helpers import oracles
 import pytest
-from helpers import SAMPLE, cli, compose_cfg
+from helpers import SAMPLE, cli, compose_cfg, official_layouts, oracles
 from helpers.nltk_resources import nltk_data  # noqa: F401  (fixture)
 from omegaconf import DictConfig
 
@@ -195,7 +193,7 @@ def test_okvqa_stems_each_prediction_after_the_vqa_cut() -> None:
 
 
 def test_hf_prompts_show_text_only_demos_without_an_image(tmp_path: Path) -> None:
-    tiny_hf = pytest.importorskip("tiny_hf")
+    tiny_hf = pytest.importorskip("helpers.tiny_hf")
     from evalrunner import tasks
     from evalrunner.models.hf import HFModel
 

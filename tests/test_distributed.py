@@ -39,7 +39,8 @@ def test_one_two_and_three_ranks_give_identical_predictions_and_score(tmp_path: 
 
 
 def test_a_rank_that_raises_fails_the_job_and_is_named(tmp_path: Path) -> None:
-    proc = _torchrun(2, ["dataset=vqav2", "num_samples=20", "model.name=helpers.faulty:FaultyModel", "+model.fail_rank=1",
+    proc = _torchrun(2, ["dataset=vqav2", "num_samples=20", "model.name=helpers.faulty:FaultyModel",
+                         "+model.fail_rank=1",
                          "+model.mode=raise"], tmp_path / "run")
 
     assert proc.returncode != 0
@@ -65,7 +66,8 @@ def test_a_rank_that_dies_fails_the_job_within_the_timeout_naming_it_while_the_o
     # Plain processes, not torchrun: torchrun would kill the other ranks itself once one dies.
     env = {**os.environ, "PYTHONPATH": str(TESTS), "WORLD_SIZE": "3", "MASTER_ADDR": "127.0.0.1",
            "MASTER_PORT": str(_free_port())}
-    args = [sys.executable, "-m", "evalrunner", "dataset=vqav2", "num_samples=20", "model.name=helpers.faulty:FaultyModel",
+    args = [sys.executable, "-m", "evalrunner", "dataset=vqav2", "num_samples=20",
+            "model.name=helpers.faulty:FaultyModel",
             "+model.fail_rank=2", "+model.mode=die", "dist_timeout_s=15", f"hydra.run.dir={tmp_path / 'run'}"]
     start = time.monotonic()
     procs = [subprocess.Popen(args, cwd=tmp_path, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
@@ -92,7 +94,8 @@ def _free_port() -> int:
 def test_a_rank_that_hangs_fails_the_job_within_the_timeout_naming_it(tmp_path: Path) -> None:
     start = time.monotonic()
 
-    proc = _torchrun(2, ["dataset=vqav2", "num_samples=20", "model.name=helpers.faulty:FaultyModel", "+model.fail_rank=1",
+    proc = _torchrun(2, ["dataset=vqav2", "num_samples=20", "model.name=helpers.faulty:FaultyModel",
+                         "+model.fail_rank=1",
                          "+model.mode=hang", "dist_timeout_s=15"], tmp_path / "run", timeout=120)
 
     assert proc.returncode != 0

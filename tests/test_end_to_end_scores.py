@@ -8,9 +8,8 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from helpers import oracles
 import pytest
-from helpers import SAMPLE, cli
+from helpers import SAMPLE, cli, oracles
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("java")]
 

@@ -10,7 +10,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_rank_zero_gets_each_prediction_once_and_the_others_none(tmp_path: Path) -> None:
-    proc = cli(["--standalone", "--nproc_per_node=3", str(TESTS / "helpers" / "gather_worker.py"), str(tmp_path)], tmp_path,
+    worker = TESTS / "helpers" / "gather_worker.py"
+    proc = cli(["--standalone", "--nproc_per_node=3", str(worker), str(tmp_path)], tmp_path,
                launcher=(sys.executable, "-m", "torch.distributed.run"), timeout=120)
 
     assert proc.returncode == 0, proc.stderr[-2000:]

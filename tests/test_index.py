@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import official_layouts
 import pytest
-from helpers import SAMPLE, cli, compose_cfg
+from helpers import SAMPLE, cli, compose_cfg, official_layouts
 from helpers.nltk_resources import nltk_data  # noqa: F401  (fixture)
 
 from evalrunner import cache

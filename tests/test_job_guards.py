@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SAMPLE, TESTS, cli, compose_cfg
-from helpers import one_line_error
+from helpers import SAMPLE, TESTS, cli, compose_cfg, one_line_error
 
 from evalrunner import jobdir
 from evalrunner.config import validate

@@ -5,10 +5,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 
-from helpers import captions
-from helpers import oracles
 import pytest
-from helpers import SAMPLE, compose_cfg
+from helpers import SAMPLE, captions, compose_cfg, oracles
 
 from evalrunner.metrics import cider, cider_scores
 from evalrunner.metrics.cider import cider_d_scores

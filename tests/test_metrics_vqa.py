@@ -2,8 +2,8 @@ import json
 import random
 from pathlib import Path
 
-from helpers import oracles
 import pytest
+from helpers import oracles
 
 from evalrunner.metrics import vqa_accuracy
 from evalrunner.metrics.vqa import vqa_scores

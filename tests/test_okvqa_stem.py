@@ -10,8 +10,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers import oracles
 import pytest
+from helpers import oracles
 
 from evalrunner.errors import UserError
 from evalrunner.metrics import okvqa_stem

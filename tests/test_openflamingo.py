@@ -1,5 +1,5 @@
-"""model=openflamingo on a tiny random OpenFlamingo (tests/helpers/tiny_openflamingo.py): prompts, inputs, the transformers 5
-fixes, ranking against the prompt cache, precision, and strict checkpoint loading."""
+"""model=openflamingo on a tiny random OpenFlamingo (tests/helpers/tiny_openflamingo.py): prompts, inputs, the
+transformers 5 fixes, ranking against the prompt cache, precision, and strict checkpoint loading."""
 
 import sys
 from pathlib import Path
@@ -35,7 +35,7 @@ class Job:
     def __init__(self, parts: dict[str, str], dataset: str = "vqav2", *overrides: str) -> None:
         cfg = compose_cfg([f"dataset={dataset}", "protocol=openflamingo", *tiny_openflamingo.overrides(parts),
                            "reuse_model=false", *overrides])
-        from evalrunner.job import SAMPLE_ROOT
+        from evalrunner.datasets import SAMPLE_ROOT
 
         self.dataset = lookup("dataset", dataset)(cfg.dataset, SAMPLE_ROOT)
         self.backend = OpenFlamingoModel(cfg.model, CPU, 4)
@@ -59,7 +59,7 @@ def vqa_model(parts: dict[str, str]) -> Job:
 
 def _items(n: int, shots: int) -> tuple[list[Item], list[list[Item]]]:
     cfg = compose_cfg(["dataset=vqav2", "protocol=openflamingo"])
-    from evalrunner.job import SAMPLE_ROOT
+    from evalrunner.datasets import SAMPLE_ROOT
 
     ds = lookup("dataset", "vqav2")(cfg.dataset, SAMPLE_ROOT)
     items = list(ds.test_items())[:n]

@@ -59,7 +59,6 @@ class Reference:
 
     def __init__(self, parts: dict[str, str]) -> None:
         import torch
-
         from open_flamingo.src.utils import extend_instance
 
         self.model, self.processor, self.tokenizer = tiny_openflamingo.reference_model(parts)

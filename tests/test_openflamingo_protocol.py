@@ -11,8 +11,9 @@ from helpers import cli, compose_cfg
 from evalrunner.datasets.base import Item
 from evalrunner.demos import ensemble
 from evalrunner.demos.class_conditional import ClassChooser, ClassConditionalSampler, rices_table, split_shots
+from evalrunner.demos.rices import select
 from evalrunner.errors import UserError
-from evalrunner.models.base import LogLikelihoods
+from evalrunner.requests import LogLikelihoods
 
 
 def _pool(classes: int = 4, per_class: int = 5) -> list[Item]:
@@ -77,7 +78,7 @@ def test_class_conditional_rices_takes_each_chosen_classs_most_similar_demos_wit
     item_feats = pool_feats[[0, 7, 13, 5]] + 0.01  # each item near one pool image
 
     table = rices_table(items, np.arange(4), item_feats, pool, np.arange(len(pool)), pool_feats, shots=3,
-                        num_classes=2, seed=1, trial=0)
+                        num_classes=2, seed=1, trial=0, select=select)
 
     for q, it in enumerate(items):
         plan = ClassChooser([f"class {c}" for c in range(3)], 3, 2, 1, 0).plan(it)
@@ -131,8 +132,12 @@ def test_ensembling_averages_over_min_n_and_shots_factorial_seeded_orders_that_d
 
 def test_two_demos_give_two_orders_and_one_demo_is_not_ensembled() -> None:
     inner = _OrderModel()
-    two, _ = ensemble.wrap(inner, inner, compose_cfg(["dataset=imagenet", "shots=2", "dataset.ensemble_permutations=6"]), "classification")
-    one, _ = ensemble.wrap(inner, inner, compose_cfg(["dataset=imagenet", "shots=1", "dataset.ensemble_permutations=6"]), "classification")
+    two, _ = ensemble.wrap(inner, inner,
+                             compose_cfg(["dataset=imagenet", "shots=2", "dataset.ensemble_permutations=6"]),
+                             "classification")
+    one, _ = ensemble.wrap(inner, inner,
+                             compose_cfg(["dataset=imagenet", "shots=1", "dataset.ensemble_permutations=6"]),
+                             "classification")
 
     assert two.permutations == 2
     assert one is inner

@@ -43,9 +43,8 @@ def _openflamingo_features(parts: dict[str, str], out: Path) -> Path:
     """coco.pkl as OpenFlamingo's cache_rices_features.py writes it: its RICES class over its CaptionDataset's train
     split (Karpathy images with split "train", in file order)."""
     import open_clip
-    from PIL import Image
-
     import open_flamingo
+    from PIL import Image
 
     sys.path.insert(0, str(Path(open_flamingo.__file__).parent / "eval"))  # rices.py imports its sibling utils
     try:

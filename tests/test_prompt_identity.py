@@ -1,10 +1,9 @@
 """Requests built by the prompt module give what models/hf.py built itself before it (main at 7561c26), byte for byte.
 
-tests/refdata/requests_identity.json holds, per case, that code's prompt strings, prompt_hash, sort keys, prompt
-lengths after truncation and predictions on the tiny checkpoints of tests/helpers/tiny_hf.py: LLaVA and Idefics3 with their
-chat template and Flamingo-style (model.chat_template=false), PaliGemma (images first); VQAv2, COCO captions and
-Hateful Memes (ranking); demos with images, shown as text only, and cut to fit a short model.max_length.
-"""
+tests/refdata/requests_identity.json holds, per case, that code's prompt strings, prompt_hash, sort keys, prompt lengths
+after truncation and predictions on the tiny checkpoints of tests/helpers/tiny_hf.py: LLaVA and Idefics3 with their chat
+template and Flamingo-style (model.chat_template=false), PaliGemma (images first); VQAv2, COCO captions and Hateful
+Memes (ranking); demos with images, shown as text only, and cut to fit a short model.max_length."""
 
 import dataclasses
 import json

@@ -4,8 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import cli
-from helpers import one_line_error
+from helpers import cli, one_line_error
 
 ARGS = ["evalrunner", "dataset=vqav2", "shots=2", "num_samples=30", "batch_size=4"]
 
@@ -55,11 +54,13 @@ def test_a_rerun_of_an_hf_style_model_with_another_batch_size_is_refused(tmp_pat
     assert first.returncode == 0, first.stderr[-2000:]
     before = (run / "predictions.json").read_bytes()
 
-    proc = cli([*ARGS[:-1], "batch_size=5", "model.name=helpers.batchdep:BatchDependent", f"hydra.run.dir={run}"], tmp_path)
+    proc = cli([*ARGS[:-1], "batch_size=5", "model.name=helpers.batchdep:BatchDependent", f"hydra.run.dir={run}"],
+               tmp_path)
 
     one_line_error(proc, str(run), "different config")
     assert (run / "predictions.json").read_bytes() == before
-    assert _run(run, "model.name=helpers.batchdep:BatchDependent").returncode == 0  # the same batch_size finds its result
+    # the same batch_size finds its result
+    assert _run(run, "model.name=helpers.batchdep:BatchDependent").returncode == 0
 
 
 def test_a_batch_invariant_model_resumes_with_another_batch_size(tmp_path: Path) -> None:

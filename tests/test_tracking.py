@@ -5,8 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import wandb_offline
-from helpers import cli, compose_cfg
+from helpers import cli, compose_cfg, wandb_offline
 from omegaconf import OmegaConf
 
 from evalrunner import jobdir

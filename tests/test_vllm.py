@@ -1,4 +1,5 @@
-"""model=vllm: vLLM's offline engine on the tiny LLaVA (tests/helpers/tiny_vllm.py), against model=hf on the same weights."""
+"""model=vllm: vLLM's offline engine on the tiny LLaVA (tests/helpers/tiny_vllm.py), against model=hf on the same
+weights."""
 
 import json
 import os
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import TESTS, cli, compose_cfg
-from omegaconf import OmegaConf
 from helpers.vllm_server import ENGINE_OVERRIDES, VLLM_ENV, need_vllm
+from omegaconf import OmegaConf
 
 from evalrunner.errors import UserError
 from evalrunner.job import run
@@ -59,7 +60,8 @@ def test_the_installed_vllm_version_is_part_of_the_config_and_so_of_the_fingerpr
 
 
 def test_engine_args_override_the_named_keys_and_size_the_image_limit_from_the_job() -> None:
-    cfg = compose_cfg([*JOB, "model=vllm", "model.path=ckpt", "model.engine_args={max_model_len:64,enforce_eager:true}"])
+    cfg = compose_cfg([*JOB, "model=vllm", "model.path=ckpt",
+                       "model.engine_args={max_model_len:64,enforce_eager:true}"])
 
     args = engine_args(cfg.model, torch.device("cpu"), max_images=3)
 

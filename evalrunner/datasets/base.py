@@ -51,12 +51,7 @@ class Dataset(ABC):
             raise UserError(f"dataset.{key}: {self.paths.get(key, cfg.get(key))} has no test items; "
                             f"point dataset.{key} at a split that has some")
 
-    @property
-    def kind(self) -> str:
-        """The task module that predicts: "rank" scores `candidates`, "generate" writes text."""
-        return "rank" if self.task == "classification" else "generate"
-
-    def configure(self, cfg: DictConfig) -> None:
+    def configure(self, cfg: DictConfig) -> None:  # noqa: B027  (an optional hook: most datasets have no options)
         """Check the dataset's own options; called before any file is read."""
 
     def sources(self) -> list[Path]:

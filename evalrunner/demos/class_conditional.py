@@ -8,7 +8,7 @@ examples of the right answer on purpose, as Flamingo-style class-conditional eva
 """
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from omegaconf import DictConfig
@@ -96,11 +96,10 @@ class ClassConditionalSampler:
 
 def rices_table(items: Sequence[Item], item_rows: np.ndarray, item_feats: np.ndarray, pool: Sequence[Item],
                 pool_rows: np.ndarray, pool_feats: np.ndarray, shots: int, num_classes: int, seed: int,
-                trial: int) -> dict[int, list[int]]:
-    """The RICES variant (`demo_selection=rices` with num_classes_in_demos): each chosen class's demos are the most similar
-    examples of that class; the other classes come first and the true class last, each most similar last."""
-    from evalrunner.demos.rices import select
-
+                trial: int, select: Callable[..., dict[int, list[int]]]) -> dict[int, list[int]]:
+    """The RICES variant (`demo_selection=rices` with num_classes_in_demos): each chosen class's demos are the most
+    similar examples of that class, retrieved by RICES' `select`; the other classes come first and the true class
+    last, each most similar last."""
     by_class = _by_class(pool)
     chooser = ClassChooser(list(by_class), shots, num_classes, seed, trial)
     plans = [chooser.plan(it) for it in items]

@@ -1,12 +1,11 @@
 """RICES as OpenFlamingo computes it: open_clip image embeddings (`rices.backend=open_clip`, e.g. rices.model=ViT-L-14,
-rices.pretrained=openai) with open_clip's own preprocessing, and the demo pool's features imported from the `{dataset}.pkl`
-that OpenFlamingo's cache_rices_features.py wrote (`rices.import_features=FILE`), so its published RICES demos are
-reproduced without recomputing them.
+rices.pretrained=openai) with open_clip's own preprocessing, and the demo pool's features imported from the
+`{dataset}.pkl` that OpenFlamingo's cache_rices_features.py wrote (`rices.import_features=FILE`), so its published
+RICES demos are reproduced without recomputing them.
 
 OpenFlamingo's file is a (N, D) tensor whose rows follow its training set's order, which is the order of the dataset's
 files and so of our demo pool; a file may instead map ids to rows, {"ids": [...], "features": (N, D)}, and then every
-demo pool id must have a row.
-"""
+demo pool id must have a row."""
 
 import os
 from collections.abc import Sequence
@@ -16,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from evalrunner.images import open_rgb
 from evalrunner.errors import UserError
+from evalrunner.images import open_rgb
 
 
 class OpenClipEncoder:

@@ -166,7 +166,8 @@ def build(cfg: DictConfig, dataset: Dataset, items: Sequence[Item], data_root: P
         from evalrunner.demos import class_conditional
 
         table = class_conditional.rices_table(items, item_rows, item_feats, pool, pool_rows, pool_feats, shots,
-                                              class_conditional.num_classes(cfg, dataset.task), int(cfg.seed), int(cfg.trial))
+                                              class_conditional.num_classes(cfg, dataset.task), int(cfg.seed),
+                                              int(cfg.trial), select)
     elif ranks.is_main:
         table = select(items, item_rows, item_feats, pool, pool_rows, pool_feats, shots)
     log.info("RICES: demos of %d test items retrieved from all %d examples of the demo split (query_set_size is "

@@ -15,18 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from evalrunner.images import open_rgb
 from evalrunner.errors import UserError
+from evalrunner.images import open_rgb
 from evalrunner.models import reuse
 from evalrunner.models.base import Backend
 from evalrunner.models.engine_prompts import HFRenderer
 from evalrunner.models.hf import _check_path, resolve_dtype
 from evalrunner.registry import register
-import numpy as np
-
 from evalrunner.requests import GenerateRequest, LogLikelihoods, RankRequest, Request
 
 _INSTALL = "pip install -e '.[vllm]' on a CUDA machine, or bash scripts/install_vllm_cpu.sh on a CPU one"

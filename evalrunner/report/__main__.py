@@ -9,8 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from evalrunner.errors import UserError
 from evalrunner.atomic import write_atomic
+from evalrunner.errors import UserError
 from evalrunner.report import intervals, plot, render
 from evalrunner.report.cells import sweep_cells
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from evalrunner.tables import Collected, collect
 from evalrunner.errors import UserError
 from evalrunner.jobdir import ITEM_SCORES, PREDICTIONS, REPORT_DATA
 from evalrunner.report.bootstrap import ItemMeans, RocAuc, Statistic
+from evalrunner.tables import Collected, collect
 
 # What each kind of interval is, said once in the report. CIDEr's IDF is a corpus statistic: per-image scores
 # come from the IDF of the job's whole test set, which a resample keeps instead of recomputing.

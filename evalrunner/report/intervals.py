@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from evalrunner.tables import Collected
 from evalrunner.errors import UserError
 from evalrunner.report.bootstrap import Statistic, interval, replicates
 from evalrunner.report.cells import Cell, Stats, cells_of, comparable, statistic
+from evalrunner.tables import Collected
 
 Loaded = dict[str, tuple[Statistic, str] | None]  # cell key -> what its interval resamples, and its kind
 PROGRESS_WORK = 2 * 10**8  # item draws (about a second of work) above which a progress bar is shown

@@ -37,7 +37,7 @@ class Requester:
         self.prompt = prompts.PromptBuilder(dataset.task, prompts.Template.from_cfg(dataset_cfg.prompt),
                                             backend.prompt_style)
         self.prompt_hash = self.prompt.hash
-        self.candidates: tuple[str, ...] = tuple(dataset.candidates) if self.kind == "rank" else ()  # type: ignore[attr-defined]
+        self.candidates: tuple[str, ...] = tuple(dataset.candidates) if self.kind == "rank" else ()
         self.generation = None if self.kind == "rank" else dataset_cfg.generation
         # The job orders its test set by sort_key when there is one.
         self.sort_key: Callable[[Item, list[Item]], int] | None = self._sort_key if backend.sorts else None

@@ -22,8 +22,8 @@ def predictor(dataset: Dataset, backend: Backend, model_name: str) -> Callable[[
     if not backend.ranks:
         raise UserError(f"model.name={model_name}: dataset {type(dataset).__name__} ranks candidates by likelihood, "
                         "and this model has no rank(); use model=hf or model=nearest")
-    count = len(dataset.candidates)  # type: ignore[attr-defined]
-    decide = dataset.decide  # type: ignore[attr-defined]
+    count = len(dataset.candidates)
+    decide = dataset.decide
 
     def predict(items: list[Item], batch: Any) -> list[str]:
         scored = backend.rank(batch)

@@ -9,12 +9,12 @@ import sys
 
 import numpy as np
 import torch
-from helpers import SAMPLE, compose_cfg
 
 from evalrunner.datasets import index
 from evalrunner.models.base import build_model
 from evalrunner.registry import lookup
 from evalrunner.tasks import Requester
+from helpers import SAMPLE, compose_cfg
 
 
 def scores(model: str, checkpoint: str, dataset: str, extra: list[str]) -> np.ndarray:

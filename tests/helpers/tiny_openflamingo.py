@@ -1,9 +1,9 @@
 """A tiny random OpenFlamingo, built offline in a few seconds: a 2-layer Llama (tests/helpers/tiny_hf.py's tokenizer), a
-2-layer open_clip ViT from a config JSON (random weights, saved to a file so every copy has them), and a checkpoint.pt with the keys OpenFlamingo's
-training saves (its trainable tensors: perceiver, gated cross-attention, embeddings).
+2-layer open_clip ViT from a config JSON (random weights, saved to a file so every copy has them), and a
+checkpoint.pt with the keys OpenFlamingo's training saves (its trainable tensors: perceiver, gated cross-attention,
+embeddings).
 
-The checkpoint's cross-attention gates are opened (OpenFlamingo starts them at 0, which would hide the images).
-"""
+The checkpoint's cross-attention gates are opened (OpenFlamingo starts them at 0, which would hide the images)."""
 
 import json
 from pathlib import Path
@@ -16,8 +16,9 @@ VIT = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 2, "width": 3
 def lm_config(family: str, tokenizer: Any) -> Any:
     """A tiny config of each LM family OpenFlamingo's releases use (tied embeddings: the added tokens' output rows
     then come from the checkpoint, as for MPT)."""
-    from helpers import tiny_hf
     from transformers import GPTNeoXConfig, MptConfig, OPTConfig
+
+    from helpers import tiny_hf
 
     ids = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
            "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
@@ -40,9 +41,10 @@ def lm_config(family: str, tokenizer: Any) -> Any:
 
 def build_parts(out: Path, seed: int = 0, family: str = "llama") -> dict[str, str]:
     """The LM folder and the ViT config; returns the model.* overrides that name them."""
-    from helpers import tiny_hf
     import torch
     from transformers import AutoModelForCausalLM
+
+    from helpers import tiny_hf
 
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = tiny_hf.build_tokenizer([], None)
