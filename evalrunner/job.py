@@ -115,15 +115,12 @@ def _run(cfg: DictConfig, ranks: distributed.Ranks, out: Path, start: float, hel
     root = datasets.data_root(cfg)
     dataset: Dataset = datasets.build(cfg.dataset, root, index.folder(cfg.index_dir))
     identity = _identity(cfg, resolved, dataset)
-    items = demos.select_test_items(dataset.test_items(), cfg.num_samples, cfg.seed)
-    # a missing test image is refused before the folder is claimed, so such a run leaves nothing behind
-    found = _resume_check(ranks, out, identity, held,
-                          lambda: check_images(items, f"dataset ({cfg.dataset.name} test images)"))
+    found = _resume_check(ranks, out, identity, held)
     if found is not None:
         log.info("%s already holds the result of this config (%s %s): nothing to do", out, found["metric"],
                  _shown(found["score"]))
         return Outcome(found["score"], found)
-    inputs = _inputs(cfg, ranks, root, dataset, items, start)
+    inputs = _inputs(cfg, ranks, root, dataset, start, lambda: _claim(ranks, out, identity))
     resumed = _resumed(ranks, out, inputs)
     ids, texts = _predict(cfg, ranks, out, inputs, set(distributed.broadcast(ranks, sorted(resumed))))
     generated_at = time.perf_counter()
@@ -143,21 +140,18 @@ def _identity(cfg: DictConfig, resolved: dict[str, Any], dataset: Dataset) -> Id
     return Identity(config_fp, jobdir.with_data(config_fp, dataset.data_digest))
 
 
-def _resume_check(ranks: distributed.Ranks, out: Path, identity: Identity, held: ExitStack,
-                  before_claim: Callable[[], None]) -> dict[str, Any] | None:
-    """The finished result of this job in `out`, or None once rank 0 has locked and claimed the folder for it.
+def _resume_check(ranks: distributed.Ranks, out: Path, identity: Identity, held: ExitStack) -> dict[str, Any] | None:
+    """The finished result of this job in `out`, or None once rank 0 holds the folder's lock for it.
 
-    Checking and claiming happen under one lock, before the model loads, so a second run into the same folder is
-    refused at once instead of loading a model and then appending to this job's files.
+    The lock is held to the job's end: the check here and the claim (`_claim`, once the inputs are known to be
+    good, before the model loads) are one step for any other run, which is refused at once instead of loading a
+    model and then appending to this job's files.
     """
     state: tuple[str, Any] = ("error", None)
     if ranks.is_main:
         try:
             held.enter_context(jobdir.locked(out))
             found = jobdir.finished_result(out, identity.fp, identity.config_fp)
-            if found is None:
-                before_claim()
-                jobdir.claim(out, identity.fp, identity.config_fp)
             state = ("ok", found)
         except UserError as e:
             state = ("error", str(e))
@@ -167,14 +161,22 @@ def _resume_check(ranks: distributed.Ranks, out: Path, identity: Identity, held:
     return found
 
 
-def _inputs(cfg: DictConfig, ranks: distributed.Ranks, root: Path, dataset: Dataset, items: list[Item],
-            start: float) -> Inputs:
+def _claim(ranks: distributed.Ranks, out: Path, identity: Identity) -> None:
+    if ranks.is_main:
+        jobdir.claim(out, identity.fp, identity.config_fp)
+
+
+def _inputs(cfg: DictConfig, ranks: distributed.Ranks, root: Path, dataset: Dataset, start: float,
+            claim: Callable[[], None]) -> Inputs:
     sample = cfg.data_root is None
     if sample:
         log.warning("data_root is not set: scoring the bundled SAMPLE data (%s), not the real benchmark", root)
+    items = demos.select_test_items(dataset.test_items(), cfg.num_samples, cfg.seed)
+    check_images(items, f"dataset ({cfg.dataset.name} test images)")
     sampler = demos.build_sampler(cfg, dataset, items, root, ranks, protocol.demo_count(cfg))
     if protocol.text_demos(cfg):
         sampler = protocol.TextOnly(sampler)
+    claim()  # the data checks passed: a run refused for bad data leaves nothing in its folder
     # the previous job's weights, if alike
     built = reuse.build(cfg.model, ranks.device, protocol.demo_count(cfg) + 1, cfg.reuse_model)
     # dataset.ensemble_permutations: each item's requests under several demo orders, their scores averaged
