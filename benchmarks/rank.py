@@ -19,6 +19,7 @@ seconds per image, with one torch thread by default (steadier on a shared machin
 """
 
 import argparse
+import inspect
 import sys
 import tempfile
 import time
@@ -95,14 +96,16 @@ def uncached(model, inputs: dict, candidates: list[list[int]]) -> np.ndarray:
 
 def openflamingo_loop(model, inputs: dict, candidates: list[list[int]]) -> np.ndarray:
     first = model(**inputs, use_cache=True)
-    cache, n = first.cache, inputs["input_ids"].shape[1]
+    # transformers 5.20 renamed past_key_values to cache, in the forward's arguments and its output alike
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    cache, n = getattr(first, name), inputs["input_ids"].shape[1]
     last = first.logits[0, -1].float().log_softmax(dim=-1)
     out = np.zeros(len(candidates))
     for j, c in enumerate(candidates):
         # As OpenFlamingo: every token of the name is fed, one forward pass each (the last one's logits unused).
         steps = [last]
         for tok in c:
-            step = model(input_ids=torch.tensor([[tok]]), cache=cache, use_cache=True)
+            step = model(input_ids=torch.tensor([[tok]]), **{name: cache}, use_cache=True)
             steps.append(step.logits[0, -1].float().log_softmax(dim=-1))
         total = sum(float(steps[t][tok]) for t, tok in enumerate(c))
         grown = cache.get_seq_length() - n

@@ -228,3 +228,18 @@ def test_a_job_folder_name_holds_no_slash_and_tells_paths_apart() -> None:
     assert a != b and a == job_dirname(["rices.model=org/name", "model.path=/x/y/", "data_root=/a/data",
                                         "dataset=vqav2"])
     assert job_dirname(["shots=4", "dataset=coco", "batch_size=2", "+model.latency_s=0.1"]) == "dataset=coco,shots=4"
+
+
+def test_a_job_folder_name_of_many_path_values_stays_under_the_file_systems_limit_and_is_found_again() -> None:
+    from evalrunner.folders import job_dirname
+
+    paths = [f"model.part{i}=/ckpt/part{i}/w.pt" for i in range(9)]
+    overrides = ["dataset=vqav2", "model=openflamingo", "shots=2", *paths]
+    other = [o.replace("part8/w.pt", "part8/v.pt") for o in overrides]
+
+    name = job_dirname(overrides)
+
+    assert len(name.encode()) <= 200 and "/" not in name
+    assert "dataset=vqav2" in name and "shots=2" in name  # plain values are kept before shortened paths
+    assert name == job_dirname(list(reversed(overrides)))
+    assert job_dirname(other) != name  # a dropped override still tells two folders apart, through the hash

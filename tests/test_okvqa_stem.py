@@ -140,7 +140,8 @@ def _data_without(root: Path, missing: str | None, zipped: bool) -> Path:
 # Each folder lacks one resource, in RESOURCES' order: each failure comes before NLTK loads (and keeps for good)
 # the resources the later folders lack, so one process can try them all.
 _ORACLE_WITHOUT_EACH = """
-import re, sys, nltk, oracles
+import re, sys, nltk
+from helpers import oracles
 for folder in sys.argv[1:]:
     nltk.data.path[:] = [folder]
     try:

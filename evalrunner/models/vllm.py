@@ -56,6 +56,8 @@ def engine_args(cfg: DictConfig, device: torch.device, max_images: int) -> dict[
         "trust_remote_code": bool(cfg.trust_remote_code),
         # vLLM allows one image per prompt unless told; this job's prompts hold up to one per shot and the query's.
         "limit_mm_per_prompt": {"image": max(1, max_images)},
+        # the PIL image processors, as model=hf takes them: pixels must not depend on whether torchvision imports
+        "mm_processor_kwargs": {"backend": "pil"},
     }
     extra = OmegaConf.to_container(cfg.engine_args, resolve=True) if cfg.engine_args else {}
     if not isinstance(extra, dict):
