@@ -62,15 +62,15 @@ def _export_submitit_env() -> None:
         submitit.JobEnvironment()
     except RuntimeError:
         return  # not inside a submitit job
+    env = submitit.helpers.TorchDistributedEnvironment()
+    if env.world_size == 1:
+        return
     if "MASTER_PORT" not in os.environ:
         # submitit draws the port from 20000-60000, which overlaps Linux's ephemeral ports (32768-60999): a port
         # some connection holds makes rank 0's store fail to bind while the other ranks wait for it. Every rank
         # of a job draws the same port from its job id, below that range.
-        job_id = submitit.JobEnvironment().job_id
-        os.environ["MASTER_PORT"] = str(random.Random(job_id).randint(20000, 32767))
-    env = submitit.helpers.TorchDistributedEnvironment()
-    if env.world_size > 1:
-        env.export(set_cuda_visible_devices=False)
+        env.master_port = random.Random(submitit.JobEnvironment().job_id).randint(20000, 32767)
+    env.export(set_cuda_visible_devices=False)
 
 
 def init_ranks(timeout_s: float) -> Ranks:
