@@ -19,7 +19,14 @@ def form(items: Sequence[Item], batch_size: int, sort_keys: Sequence[int] | None
     return [[items[i] for i in order[start : start + batch_size]] for start in range(0, len(order), batch_size)]
 
 
-def deal(batches: Sequence[list[Item]], done: set[int], rank: int, world: int) -> list[list[Item]]:
-    """This rank's share of the batches that still have an item without a prediction."""
+def deal(batches: Sequence[list[Item]], done: set[int], rank: int, world: int,
+         lockstep: bool = False) -> tuple[list[list[Item]], int]:
+    """This rank's share of the batches that still have an item without a prediction, and how many of them are its
+    own. With `lockstep`, a rank with one batch fewer than the others is given a copy of another's batch to run
+    and discard, so that every rank makes the same number of calls."""
     pending = [b for b in batches if not all(it.id in done for it in b)]
-    return pending[rank::world]
+    mine = pending[rank::world]
+    own = len(mine)
+    if lockstep and own < -(-len(pending) // world):
+        mine.append(pending[0])
+    return mine, own

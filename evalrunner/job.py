@@ -203,8 +203,12 @@ def _predict(cfg: DictConfig, ranks: distributed.Ranks, out: Path, inputs: Input
     error = None
     try:
         keys = _sort_keys(ranks, inputs.requester, inputs.sampler, inputs.items)
-        mine = batches.deal(batches.form(inputs.items, cfg.batch_size, keys), done, ranks.rank, ranks.world)
-        ids, texts = _generate(cfg, ranks, out, inputs.predict, inputs.requester, inputs.sampler, mine)
+        per = inputs.built.model.ranks_per_engine
+        mine, own = batches.deal(batches.form(inputs.items, cfg.batch_size, keys), done, ranks.rank // per,
+                                 ranks.world // per, lockstep=per > 1)
+        if ranks.rank % per:  # the engine's first rank records what the engine's ranks all computed
+            own = 0
+        ids, texts = _generate(cfg, ranks, out, inputs.predict, inputs.requester, inputs.sampler, mine, own)
     except Exception as e:
         error, ids, texts = f"{type(e).__name__}: {e}", [], []
         if isinstance(e, UserError) and ranks.world == 1:
@@ -303,19 +307,22 @@ def _sort_keys(ranks: distributed.Ranks, requester: tasks.Requester, sampler: de
 
 
 def _generate(cfg: DictConfig, ranks: distributed.Ranks, out: Path, predict: tasks.Predict, requester: tasks.Requester,
-              sampler: demos.Sampler, mine: list[list[Item]]) -> tuple[list[int], list[str]]:
+              sampler: demos.Sampler, mine: list[list[Item]], own: int) -> tuple[list[int], list[str]]:
+    """Runs every batch of `mine`; the predictions of the first `own` are this rank's to record."""
     # batch_size=None: the loader yields our batches as they are, prepared in its workers
     loader: DataLoader[list[Item]] = DataLoader(mine, batch_size=None,  # type: ignore[arg-type]
                                                 collate_fn=_Prepare(requester, sampler), num_workers=cfg.num_workers)
     writer = PartialWriter(out, ranks.rank)
     ids: list[int] = []
     texts: list[str] = []
-    bar = tqdm(total=sum(map(len, mine)), unit="item", disable=not ranks.is_main, dynamic_ncols=True,
+    bar = tqdm(total=sum(map(len, mine[:own])), unit="item", disable=not ranks.is_main, dynamic_ncols=True,
                desc=f"{cfg.dataset.name} shots={cfg.shots} trial={cfg.trial}", mininterval=1.0)
     try:
         with torch.inference_mode():
-            for batch_items, batch in loader:
+            for k, (batch_items, batch) in enumerate(loader):
                 preds = predict(batch_items, batch)
+                if k >= own:
+                    continue
                 batch_ids = [it.id for it in batch_items]
                 writer.append(batch_ids, preds)
                 ids += batch_ids

@@ -69,14 +69,50 @@ def test_engine_args_override_the_named_keys_and_size_the_image_limit_from_the_j
     assert args["limit_mm_per_prompt"] == {"image": 3} and args["dtype"] == "float32"
 
 
-def test_tensor_parallelism_under_several_evalrunner_ranks_is_refused_with_one_line(
+def test_tensor_parallelism_under_several_ranks_joins_them_as_external_launcher_engines(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("WORLD_SIZE", "2")
     cfg = compose_cfg([*JOB, "model=vllm", "model.path=ckpt", "model.tensor_parallel_size=2"])
 
-    with pytest.raises(UserError, match="tensor_parallel_size>1 with several evalrunner ranks"):
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    args = engine_args(cfg.model, torch.device("cpu"), max_images=3)
+    assert args["distributed_executor_backend"] == "external_launcher" and args["data_parallel_size"] == 2
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = engine_args(cfg.model, torch.device("cpu"), max_images=3)
+    assert args["distributed_executor_backend"] == "external_launcher" and "data_parallel_size" not in args
+
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(UserError, match="tensor_parallel_size=2 does not divide the job's 3 ranks"):
         engine_args(cfg.model, torch.device("cpu"), max_images=3)
+
+
+@pytest.mark.slow
+def test_tensor_parallel_engines_under_torchrun_give_model_hfs_predictions(vllm_llava: Path, tmp_path: Path) -> None:
+    need_vllm()
+    # A segment a crashed run of ranks 0-1 left: the CPU all-reduce of the next engine of those ranks would not start.
+    stale = Path("/dev/shm/-tp:0-[0-1]-cpushm_0")
+    stale.write_bytes(b"left by a crashed run")
+    # 4 ranks: 2 engines of 2 tensor-parallel workers. 3 batches, so the second engine runs one batch more and
+    # discards it (vLLM steps the engines in lockstep); 2 jobs, so an engine is shut down and another one started.
+    job = ["dataset=vqav2", "num_samples=6", "batch_size=2", "dataset.generation.num_beams=1"]
+    done = cli(["--nproc_per_node=4", "-m", "evalrunner", "-m", *job, "shots=1,2", "model=vllm",
+                f"model.path={vllm_llava}", "model.tensor_parallel_size=2", *ENGINE_OVERRIDES,
+                f"hydra.sweep.dir={tmp_path / 'tp'}"], cwd=tmp_path, timeout=900, env=VLLM_ENV,
+               launcher=(sys.executable, "-m", "torch.distributed.run", "--standalone"))
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not stale.exists()
+    jobs = {json.loads(p.read_text())["shots"]: p.parent for p in (tmp_path / "tp").rglob("result.json")}
+    assert sorted(jobs) == [1, 2]
+    for shots, job_dir in jobs.items():
+        run(compose_cfg([*job, f"shots={shots}", "model=hf", f"model.path={vllm_llava}"]), tmp_path / f"hf{shots}")
+        assert answers(job_dir) == answers(tmp_path / f"hf{shots}")
+        result = json.loads((job_dir / "result.json").read_text())
+        assert result["world_size"] == 4 and result["engine"]["args"]["data_parallel_size"] == 2
+        # each engine's first rank records its batches; the discarded one is nowhere
+        lines = {r: len((job_dir / "partial" / f"rank{r}.jsonl").read_text().splitlines()) for r in range(4)}
+        assert lines == {0: 4, 1: 0, 2: 2, 3: 0}
 
 
 @pytest.mark.slow

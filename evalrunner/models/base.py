@@ -37,6 +37,9 @@ class Backend(ABC):
     prompt_style: PromptStyle  # set by the constructor: it may depend on the checkpoint (its chat template)
     # Prompt plus new tokens, in the units of prompt_lengths(); None: prompts are never cut to fit.
     context_length: int | None = None
+    # Consecutive ranks that run one engine together (vLLM's tensor parallelism under torchrun): each group of them
+    # is dealt the same batches, and every group makes the same number of calls, as the engines step in lockstep.
+    ranks_per_engine: int = 1
 
     @abstractmethod
     def __init__(self, cfg: DictConfig, device: "torch.device", max_images: int) -> None: ...

@@ -9,10 +9,14 @@ prompt goes as token ids with one placeholder per image, which vLLM expands, so 
 imported inside the class only: the registry imports this module whether or not it is installed.
 """
 
+import atexit
 import importlib.metadata as metadata
 import os
+import re
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,10 +67,59 @@ def engine_args(cfg: DictConfig, device: torch.device, max_images: int) -> dict[
     if not isinstance(extra, dict):
         raise UserError(f"model.engine_args={extra!r}: give a mapping of vllm.LLM keyword arguments")
     args.update(extra)
-    if args["tensor_parallel_size"] > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise UserError("model.tensor_parallel_size>1 with several evalrunner ranks (torchrun) is not supported yet; "
-                        "run one evalrunner process per node and let vLLM start its tensor-parallel workers")
+    tp, world = int(args["tensor_parallel_size"]), int(os.environ.get("WORLD_SIZE", "1"))
+    if tp > 1 and world > 1:
+        # Under torchrun (or SLURM tasks) each rank is one of an engine's tensor-parallel workers: vLLM joins the
+        # job's process group, the engine of ranks k*tp .. k*tp+tp-1 is data-parallel rank k, and vLLM steps
+        # those engines in lockstep.
+        if world % tp:
+            raise UserError(f"model.tensor_parallel_size={tp} does not divide the job's {world} ranks: "
+                            "start a multiple of it (torchrun --nproc-per-node, or SLURM tasks)")
+        args["distributed_executor_backend"] = "external_launcher"
+        if world > tp:
+            args["data_parallel_size"] = world // tp
     return args
+
+
+def _keep_the_jobs_process_group() -> None:
+    """An external_launcher engine, shut down, destroys torch's default process group with its own groups; the
+    job's ranks still need it (the gather, the next job of a sweep, leaving together), so only vLLM's go."""
+    from vllm.distributed import parallel_state
+
+    def destroy_vllm_groups() -> None:
+        if parallel_state._WORLD is not None:
+            parallel_state._WORLD.destroy()
+        parallel_state._WORLD = None
+        parallel_state._NODE_COUNT = None
+
+    parallel_state.destroy_distributed_environment = destroy_vllm_groups
+
+
+def _shut_down(llm: "weakref.ref[Any]") -> None:
+    engine = llm()
+    if engine is not None:
+        engine.llm_engine.engine_core.shutdown()
+
+
+def _remove_stale_cpu_shm(tp: int) -> None:
+    """vLLM's CPU all-reduce under external_launcher names its shared memory after the group's ranks alone
+    ("-tp:0-[0-1]-cpushm_0"), and a run that crashed leaves it behind: the next engine of those ranks then fails to
+    start ("create shm in SHMManager failed. errno: 17"). Remove this group's segments that no process maps."""
+    first = int(os.environ["RANK"]) // tp * tp
+    name = re.compile(rf"tp:\d+-\[{'-'.join(str(first + i) for i in range(tp))}\]-cpushm_\d+$")
+    shm = Path("/dev/shm")
+    segments = [p for p in shm.iterdir() if name.search(p.name)] if shm.is_dir() else []
+    if not segments:
+        return
+    mapped = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            mapped.update(line.split(maxsplit=5)[-1] for line in maps.read_text().splitlines() if "/dev/shm/" in line)
+        except OSError:  # the process is gone, or not ours to read
+            continue
+    for p in segments:
+        if str(p) not in mapped:
+            p.unlink(missing_ok=True)
 
 
 @dataclass
@@ -92,21 +145,32 @@ class VLLMModel(Backend):
         self.renderer = HFRenderer(path, cfg)
         self.prompt_style = self.renderer.prompt_style
         self.tokenizer = self.renderer.tokenizer
+        self.device = device
         self.args = engine_args(cfg, device, max_images)
         self.engine = {"name": "vllm", "version": engine_version(), "args": self.args}
+        if self.args.get("distributed_executor_backend") == "external_launcher":
+            self.ranks_per_engine = int(self.args["tensor_parallel_size"])
         self.context_length = None if cfg.max_model_len is None else int(cfg.max_model_len)
         self.llm = reuse.shared("vllm", self.args, device, lambda: self._load(vllm))
         self._candidate_key: tuple[str, ...] = ()
         self._candidate_ids: list[list[int]] = []
 
     def _load(self, vllm: Any) -> Any:
+        if self.ranks_per_engine > 1:
+            _keep_the_jobs_process_group()
+            if self.device.type == "cpu":
+                _remove_stale_cpu_shm(self.ranks_per_engine)
         try:
-            return vllm.LLM(**self.args)
+            llm = vllm.LLM(**self.args)
         except (OSError, ValueError, TypeError) as e:
             lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
             # pydantic's first line only counts the errors ("1 validation error for ModelConfig"); the next says it
             reason = lines[1] if len(lines) > 1 and "validation error" in lines[0] else lines[0]
             raise UserError(f"model=vllm: the engine did not start with {self.args} ({reason})") from None
+        if self.ranks_per_engine > 1:
+            # atexit runs last-registered first: the engine's groups go before the job's (distributed.shutdown)
+            atexit.register(_shut_down, weakref.ref(llm))
+        return llm
 
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers only render prompts; the engine stays in the rank's process.
@@ -141,6 +205,12 @@ class VLLMModel(Backend):
             outs = self.llm.generate(batch.inputs, params, use_tqdm=False)
             new_tokens = [list(o.outputs[0].token_ids) for o in outs]
         else:
+            if self.args.get("data_parallel_size", 1) > 1:
+                # its steps end when the batch's beams do, so lockstepped engines would wait on each other
+                raise UserError(f"num_beams={g.num_beams} with model.tensor_parallel_size="
+                                f"{self.args['tensor_parallel_size']} on {self.args['data_parallel_size']} engines: "
+                                "vLLM's beam search cannot step engines in lockstep; run as many ranks as "
+                                "tensor_parallel_size (one engine)")
             beams = BeamSearchParams(beam_width=g.num_beams, max_tokens=g.max_new_tokens,
                                      length_penalty=g.length_penalty)
             best = [o.sequences[0] for o in self.llm.beam_search(batch.inputs, beams)]
