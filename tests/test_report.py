@@ -155,6 +155,26 @@ def test_a_damaged_job_file_is_listed_and_the_others_are_reported(vqa_sweep: Pat
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("content", [b'{"1": 0.5, "2": \x00', b'[1, 2]', b'{"x": 1}'])
+def test_a_damaged_item_scores_file_leaves_its_cell_without_an_interval_and_the_rest_reported(
+        vqa_sweep: Path, tmp_path: Path, content: bytes, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep = _copy(vqa_sweep, tmp_path / "sweep")
+    damaged = sweep / "dataset=vqav2,shots=4,trial=1" / "item_scores.json"
+    damaged.write_bytes(content)
+
+    status = main([str(sweep)])
+
+    out = capsys.readouterr().out
+    doc = json.loads((sweep / "report.json").read_text())
+    assert status == 1 and "Traceback" not in out
+    [problem] = doc["problems"]
+    assert problem.startswith("DAMAGED  ") and str(damaged) in problem and problem in out
+    by_shots = {c["shots"]: c for c in doc["cells"]}
+    assert by_shots[4]["interval"] is None and len(by_shots[4]["trials"]) == 3
+    assert all(c["interval"] is not None for shots, c in by_shots.items() if shots != 4)
+
+
+@pytest.mark.slow
 def test_long_bootstraps_show_their_progress(vqa_sweep: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     sweep = _copy(vqa_sweep, tmp_path / "a")

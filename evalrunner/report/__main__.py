@@ -35,13 +35,15 @@ def write(sweep: Path, other: Path | None, resamples: int, seed: int) -> tuple[l
     cells, problems = sweep_cells(sweep)
     if not cells:
         raise UserError(f"SWEEP_DIR: {sweep} has no finished job yet; rerun the report once a job has finished")
-    loaded = intervals.load(cells)
+    loaded, damaged = intervals.load(cells)
+    problems = [*problems, *damaged]
     stats = intervals.cell_stats(cells, loaded, resamples, seed)
     diffs = None
     if other is not None:
         other_cells, _ = sweep_cells(other)
         pairs = intervals.pair(cells, other_cells)
-        other_loaded = intervals.load([b for _, b in pairs])
+        other_loaded, other_damaged = intervals.load([b for _, b in pairs])
+        problems += other_damaged
         diffs = intervals.diffs(pairs, {a.key: loaded[a.key] for a, _ in pairs}, other_loaded, resamples, seed)
     title = str(sweep.resolve())
     other_name = None if other is None else str(other.resolve())

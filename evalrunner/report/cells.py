@@ -62,17 +62,20 @@ class Stats:
     kind: str | None  # a key of NOTES
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path, convert: Any = None) -> Any:
+    """The JSON file at `path`, passed through `convert`; any file that does not parse or convert names itself."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{path}: unreadable ({e}); rerun the job or move its folder away") from None
+        data = json.loads(path.read_text())
+        return data if convert is None else convert(data)
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
+        raise UserError(f"{path}: unreadable ({type(e).__name__}: {e}); rerun the job or move its folder "
+                        "away") from None
 
 
 def statistic(cell: Cell) -> tuple[Statistic, str] | None:
     """What the cell's interval resamples, and its kind; None when its jobs saved nothing per item."""
     if all((d / ITEM_SCORES).exists() for d in cell.jobs):
-        maps = [{int(k): float(v) for k, v in _read(d / ITEM_SCORES).items()} for d in cell.jobs]
+        maps = [_read(d / ITEM_SCORES, lambda m: {int(k): float(v) for k, v in m.items()}) for d in cell.jobs]
         return ItemMeans.from_maps(maps), "cider" if cell.metric.lower().startswith("cider") else "items"
     if cell.metric != "ROC-AUC" or not all((d / PREDICTIONS).exists() and (d / REPORT_DATA).exists()
                                            for d in cell.jobs):
@@ -80,8 +83,9 @@ def statistic(cell: Cell) -> tuple[Statistic, str] | None:
     trials = []
     for d in cell.jobs:
         # predictions.json's `label` is the predicted one (the challenge's columns); the truth is in report_data.json
-        truth = {int(k): bool(v) for k, v in _read(d / REPORT_DATA)["labels"].items()}
-        trials.append({int(p["id"]): (float(p["proba"]), truth[int(p["id"])]) for p in _read(d / PREDICTIONS)})
+        truth = _read(d / REPORT_DATA, lambda m: {int(k): bool(v) for k, v in m["labels"].items()})
+        trials.append(_read(d / PREDICTIONS, lambda ps, t=truth: {int(p["id"]): (float(p["proba"]), t[int(p["id"])])
+                                                                   for p in ps}))
     return RocAuc.from_rows(trials), "auc"
 
 

@@ -33,8 +33,18 @@ class Diff:
         return self.interval is not None and (self.interval[0] > 0 or self.interval[1] < 0)
 
 
-def load(cells: Sequence[Cell]) -> Loaded:
-    return {c.key: statistic(c) for c in cells}
+def load(cells: Sequence[Cell]) -> tuple[Loaded, list[str]]:
+    """What each cell's interval resamples, and a DAMAGED line for each cell whose per-item files cannot be read:
+    that cell is reported without an interval, the others as usual."""
+    loaded: Loaded = {}
+    problems = []
+    for c in cells:
+        try:
+            loaded[c.key] = statistic(c)
+        except UserError as e:
+            loaded[c.key] = None
+            problems.append(f"DAMAGED  {c.group} {c.dataset} shots={c.shots}: {e} (the cell has no interval)")
+    return loaded, problems
 
 
 def _rng(seed: int, key: str) -> np.random.Generator:
@@ -98,11 +108,6 @@ def table_intervals(c: Collected, resamples: int = 1000,
     """The report's interval of each row of the collector's tables that has per-item scores, keyed by (results
     label, dataset, shots). A job whose item scores cannot be read just gets none: the table must still print."""
     cells = cells_of(c)
-    loaded: Loaded = {}
-    for cell in cells:
-        try:
-            loaded[cell.key] = statistic(cell)
-        except UserError:
-            loaded[cell.key] = None
+    loaded, _ = load(cells)
     return {(s.cell.label, s.cell.dataset, s.cell.shots): s.interval
             for s in cell_stats(cells, loaded, resamples, seed) if s.interval is not None}
