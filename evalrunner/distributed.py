@@ -70,7 +70,8 @@ def _export_submitit_env() -> None:
         # some connection holds makes rank 0's store fail to bind while the other ranks wait for it. Every rank
         # of a job draws the same port from its job id, below that range.
         env.master_port = random.Random(submitit.JobEnvironment().job_id).randint(20000, 32767)
-    env.export(set_cuda_visible_devices=False)
+    env.master_addr = os.environ.get("MASTER_ADDR", env.master_addr)  # a cluster's own setting is kept
+    env.export(set_cuda_visible_devices=False, overwrite=True)  # a stray WORLD_SIZE, say, must not stop the job
 
 
 def init_ranks(timeout_s: float) -> Ranks:

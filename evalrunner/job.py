@@ -4,6 +4,7 @@ Every rank runs this whole function. Ranks share out the test items, rank 0 gath
 """
 
 import logging
+import os
 import sys
 import time
 import traceback
@@ -76,7 +77,18 @@ def run(cfg: DictConfig, job_dir: Path | None = None) -> float | None:
     """Run the job on this rank; rank 0 returns the score. In a sweep, a failed job is recorded, not raised,
     so the other jobs and the collector carry on and the collector reports it."""
     start = time.perf_counter()
-    ranks = distributed.init_ranks(cfg.dist_timeout_s)
+    try:
+        ranks = distributed.init_ranks(cfg.dist_timeout_s)
+    except Exception as e:  # rank 0's store could not bind its port, or a rank never joined
+        if not _is_multirun():
+            raise
+        first = (str(e).splitlines() or [""])[0]
+        message = f"the job's ranks did not form a process group ({type(e).__name__}: {first})"
+        log.error("job failed: %s", message)
+        if os.environ.get("RANK", "0") == "0":  # the launcher's variable: there is no group to ask
+            write_json_atomic((job_dir or _hydra_dir()) / jobdir.FAILURE,
+                              {"error": message, "traceback": traceback.format_exc()})
+        return None
     logs.for_rank(ranks.rank)
     out = Path(distributed.broadcast(ranks, str(job_dir or _hydra_dir())))
     try:

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -112,12 +113,28 @@ def test_a_sweep_without_a_sweep_dir_writes_under_multirun_date_time(tmp_path: P
 def test_the_local_submitit_launcher_runs_each_job_as_two_ranks(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
 
+    # a MASTER_ADDR the cluster's environment sets is kept (submitit's export refuses to overwrite it by default)
     proc = cli(["evalrunner", "-m", "hydra/launcher=local", "hydra.launcher.tasks_per_node=2", "dataset=vqav2",
-                "shots=0,4", f"hydra.sweep.dir={sweep}"], tmp_path)
+                "shots=0,4", f"hydra.sweep.dir={sweep}"], tmp_path, env={"MASTER_ADDR": "127.0.0.1"})
 
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [r["shots"] for r in json.loads((sweep / "results.json").read_text())["vqav2"]] == [0, 4]
     assert {json.loads(p.read_text())["world_size"] for p in sweep.glob("*/result.json")} == {2}
+
+
+def test_ranks_that_cannot_form_a_process_group_fail_the_job_by_name(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    with socket.socket() as held:  # bound, not listening: rank 0's store cannot bind, rank 1 finds nobody
+        held.bind(("127.0.0.1", 0))
+        proc = cli(["evalrunner", "-m", "hydra/launcher=local", "hydra.launcher.tasks_per_node=2", "dataset=vqav2",
+                    "shots=0", "dist_timeout_s=5", f"hydra.sweep.dir={sweep}"], tmp_path,
+                   env={"MASTER_PORT": str(held.getsockname()[1])})
+
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    error = json.loads((sweep / "dataset=vqav2,shots=0" / "error.json").read_text())["error"]
+    assert error.startswith("the job's ranks did not form a process group") and "EADDRINUSE" in error
+    [failed] = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
+    assert "did not form a process group" in failed
 
 
 def test_a_job_that_crashes_hard_does_not_stop_the_wait_for_the_others(tmp_path: Path) -> None:
