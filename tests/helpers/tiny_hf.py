@@ -54,26 +54,28 @@ def build_tokenizer(
     return fast
 
 
-def _llama(vocab_size: int, pad_id: int, bos_id: int, eos_id: int):  # -> LlamaConfig
+def _llama(vocab_size: int, pad_id: int, bos_id: int, eos_id: int, **sizes: int):  # -> LlamaConfig
     from transformers import LlamaConfig
 
-    return LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        initializer_range=0.2,
-        pad_token_id=pad_id,
-        bos_token_id=bos_id,
-        eos_token_id=eos_id,
-    )
+    return LlamaConfig(**{
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "initializer_range": 0.2,
+        "pad_token_id": pad_id,
+        "bos_token_id": bos_id,
+        "eos_token_id": eos_id,
+        **sizes,
+    })
 
 
-def build_llava(out: Path, chat: bool = True) -> Path:
-    """LLaVA: a 2-layer CLIP on 16x16 images (4 patches of 8x8, so 4 image tokens) and a 2-layer Llama."""
+def build_llava(out: Path, chat: bool = True, **text_sizes: int) -> Path:
+    """LLaVA: a 2-layer CLIP on 16x16 images (4 patches of 8x8, so 4 image tokens) and a 2-layer Llama, whose
+    sizes `text_sizes` may change (LlamaConfig's keyword arguments)."""
     import torch
     from transformers import (
         CLIPImageProcessor,
@@ -97,7 +99,7 @@ def build_llava(out: Path, chat: bool = True) -> Path:
     )
     config = LlavaConfig(
         vision_config=vision,
-        text_config=_llama(len(tokenizer), ids("[PAD]"), ids("<s>"), ids("</s>")),
+        text_config=_llama(len(tokenizer), ids("[PAD]"), ids("<s>"), ids("</s>"), **text_sizes),
         image_token_index=ids("<image>"),
         vision_feature_select_strategy="default",
         vision_feature_layer=-1,
