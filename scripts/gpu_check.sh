@@ -21,13 +21,13 @@ def load(name):
     return importlib.import_module(f"helpers.{name}")
 
 out, tiny = Path(sys.argv[1]), sys.argv[2] == "true"
-small = load("tiny_vllm").build_llava_vllm(out.with_name("tiny"))
+tiny_vllm = load("tiny_vllm")
+small = tiny_vllm.build_llava_vllm(out.with_name("tiny"))
 if tiny:
     small.rename(out)
     sys.exit()
 import torch
 from transformers import AutoConfig, AutoProcessor, LlavaForConditionalGeneration
-from tiny_vllm import _rename_vision_keys
 
 config = AutoConfig.from_pretrained(small)
 t = config.text_config
@@ -38,7 +38,7 @@ model = LlavaForConditionalGeneration(config).to(torch.bfloat16).eval()
 print(f"checkpoint: {sum(p.numel() for p in model.parameters()) / 1e9:.2f}B parameters", flush=True)
 model.save_pretrained(out)
 for shard in out.glob("*.safetensors"):
-    _rename_vision_keys(shard)
+    tiny_vllm._rename_vision_keys(shard)
 index = out / "model.safetensors.index.json"
 if index.exists():  # a sharded save: its map must name the renamed keys
     import json
