@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from evalrunner.errors import UserError
+
 log = logging.getLogger(__name__)
 _ranks: "Ranks | None" = None
 # The only reference we keep to a process group. A ProcessGroupGloo still referenced when the interpreter finalizes
@@ -140,8 +142,12 @@ def all_gather_object(ranks: Ranks, value: Any) -> list[Any]:
     return values
 
 
+_USER_ERROR = "UserError: "
+
+
 def check_all_healthy(ranks: Ranks, error: str | None) -> None:
-    """Raise on every rank if any rank failed or stopped answering, naming the rank(s)."""
+    """Raise on every rank if any rank failed or stopped answering, naming the rank(s). `error` is a rank's
+    "<exception type>: <message>"; a UserError that every rank raised alike is raised again as one."""
     if ranks.world == 1:
         if error:
             raise RuntimeError(f"rank 0 failed: {error}")
@@ -157,6 +163,9 @@ def check_all_healthy(ranks: Ranks, error: str | None) -> None:
     errors: list[Any] = [None] * ranks.world
     dist.all_gather_object(errors, error, group=ranks.group)
     failed = [f"rank {r}: {e}" for r, e in enumerate(errors) if e]
+    said = set(errors)
+    if len(said) == 1 and (only := said.pop()) and only.startswith(_USER_ERROR):
+        raise UserError(only.removeprefix(_USER_ERROR))  # the same bad input on every rank: said once, in one line
     if failed:
         raise RuntimeError("; ".join(failed))
 

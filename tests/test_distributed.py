@@ -50,6 +50,16 @@ def test_a_rank_that_raises_fails_the_job_and_is_named(tmp_path: Path) -> None:
     assert rank1 and all("[rank 1] " in line for line in rank1)  # both ranks append to one log
 
 
+def test_a_user_error_every_rank_raises_alike_is_one_line_from_rank_0(tmp_path: Path) -> None:
+    proc = _torchrun(2, ["dataset=vqav2", "num_samples=20", "model.name=helpers.faulty:FaultyModel",
+                         "+model.fail_rank=-1", "+model.mode=refuse"], tmp_path / "run")
+
+    assert proc.returncode != 0
+    ours = [line for line in proc.stderr.splitlines() if "refused on every rank" in line]
+    assert ours == ["error: model.mode=refuse: refused on every rank; pick another mode"], proc.stderr[-2000:]
+    assert "evalrunner/" not in proc.stderr  # no traceback through our code; torchrun's own report follows
+
+
 def test_a_failing_rank_in_a_sweep_is_recorded_and_the_other_jobs_carry_on(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = cli(["--nproc_per_node=2", "-m", "evalrunner", "-m", "dataset=vqav2", "num_samples=20", "shots=1,2",

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from evalrunner.errors import UserError
 from evalrunner.models.nearest import NearestDemo
 
 
@@ -16,6 +17,8 @@ class FaultyModel(NearestDemo):
         self.fail_rank, self.mode = cfg.fail_rank, cfg.mode
 
     def generate(self, batch: Any) -> list[str]:
+        if self.mode == "refuse":  # every rank alike, as a bad setting would
+            raise UserError("model.mode=refuse: refused on every rank; pick another mode")
         if int(os.environ.get("RANK", "0")) == self.fail_rank:
             if self.mode == "die":
                 os._exit(3)
