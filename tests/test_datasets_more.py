@@ -193,7 +193,8 @@ def test_okvqa_stems_each_prediction_after_the_vqa_cut() -> None:
 
 
 def test_hf_prompts_show_text_only_demos_without_an_image(tmp_path: Path) -> None:
-    tiny_hf = pytest.importorskip("helpers.tiny_hf")
+    from helpers import tiny_hf
+
     from evalrunner import tasks
     from evalrunner.models.hf import HFModel
 

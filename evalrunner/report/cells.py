@@ -2,9 +2,10 @@
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -12,6 +13,8 @@ from evalrunner.errors import UserError
 from evalrunner.jobdir import ITEM_SCORES, PREDICTIONS, REPORT_DATA
 from evalrunner.report.bootstrap import ItemMeans, RocAuc, Statistic
 from evalrunner.tables import Collected, collect
+
+T = TypeVar("T")
 
 # What each kind of interval is, said once in the report. CIDEr's IDF is a corpus statistic: per-image scores
 # come from the IDF of the job's whole test set, which a resample keeps instead of recomputing.
@@ -62,11 +65,10 @@ class Stats:
     kind: str | None  # a key of NOTES
 
 
-def _read(path: Path, convert: Any = None) -> Any:
+def _read(path: Path, convert: Callable[[Any], T]) -> T:
     """The JSON file at `path`, passed through `convert`; any file that does not parse or convert names itself."""
     try:
-        data = json.loads(path.read_text())
-        return data if convert is None else convert(data)
+        return convert(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
         raise UserError(f"{path}: unreadable ({type(e).__name__}: {e}); rerun the job or move its folder "
                         "away") from None
